@@ -1,0 +1,31 @@
+# Environment, demo and tests. `make demo` and `make test` create .venv on first use (about 2-5 minutes,
+# 5.5 GB: torch 2.14.1 + torchvision 0.29.1 as a pair) and reuse it afterwards; the venv is rebuilt only
+# when requirements.txt changes.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-installed
+DEMO_DIR ?= outputs/demo
+export PYOPENGL_PLATFORM ?= egl
+
+.PHONY: venv demo test bench clean-demo
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m data_creation.demo --out $(DEMO_DIR)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done
+
+clean-demo:
+	rm -rf $(DEMO_DIR)

@@ -1,0 +1,21 @@
+"""Shared pytest fixtures. Fixtures are generated on the fly into temporary folders; no test reaches the network.
+
+Fixture modules owned by individual parts of the project are listed in ``pytest_plugins``.
+"""
+import os
+
+import pytest
+
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # headless rendering in tests (entry points set it too)
+
+pytest_plugins = []
+
+
+@pytest.fixture(scope="session")
+def standin_mano_root(tmp_path_factory):
+    """Folder holding a stand-in ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl`` in the official file format."""
+    from data_creation.make_standin_mano import write_standin_mano
+
+    root = tmp_path_factory.mktemp("mano")
+    write_standin_mano(root, seed=0)
+    return root

@@ -1,0 +1,69 @@
+"""Atomic file writes: write to a temporary file in the target folder, then ``os.replace`` it into place.
+
+A crash (or an exception inside the ``with`` block) never leaves a half-written target: either the old file
+is still there untouched, or the new file is complete. The temporary file lives in the same folder so the
+final ``os.replace`` is a rename on one file system (atomic on POSIX and Windows).
+
+Usage::
+
+    with atomic_write(path, mode="wb") as f:     # f is an open file object
+        torch.save(state, f)
+    atomic_write_text(folder / "scores.txt", text)
+    atomic_write_json(folder / "scores.json", {"mpjpe": 12.3})
+"""
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json"]
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="w", encoding=None):
+    """Open a temporary file beside ``path`` for writing; on success move it onto ``path``.
+
+    Args:
+        path: target file (str or Path). Its folder must exist.
+        mode: ``"w"`` (text) or ``"wb"`` (binary).
+        encoding: text encoding (default utf-8 for text mode; ignored for binary).
+
+    Yields:
+        the open file object. On an exception inside the block the temporary file is removed, the target is
+        left as it was, and the exception propagates.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write: mode must be 'w' or 'wb', got {mode!r} (for {path})")
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"atomic_write: folder {path.parent} does not exist (writing {path.name})")
+    if mode == "w" and encoding is None:
+        encoding = "utf-8"
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, encoding=encoding if mode == "w" else None) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp_name)
+        raise
+
+
+def atomic_write_text(path, text, encoding="utf-8"):
+    """Write the string ``text`` to ``path`` atomically."""
+    with atomic_write(path, mode="w", encoding=encoding) as f:
+        f.write(text)
+
+
+def atomic_write_json(path, obj, indent=2):
+    """Serialise ``obj`` as JSON (``indent`` spaces, keys in insertion order) to ``path`` atomically.
+
+    The object is serialised before the file is opened, so an unserialisable object leaves the target
+    untouched and raises ``TypeError``.
+    """
+    text = json.dumps(obj, indent=indent) + "\n"
+    atomic_write_text(path, text)

@@ -1,0 +1,291 @@
+"""Experiment configuration: ``experiment/<name>/cfg.json`` -> a validated, frozen, attribute-access object.
+
+The file has the official sections ``base, data, model, loss, metric, train, test, summary, optimizer,
+scheduler``. Every official ``cfg.json`` loads unchanged. Defaults are the official code defaults
+(reference: official-data-eval.md §7) and live only here. An unknown key is an error naming the file, the
+section and the key, with the nearest known key suggested. Free-form sub-dictionaries (``loss.weight``,
+``model.cls_model`` / ``h_model`` / ``ho_model``, the SimpleHand ``BACKBONE`` / ``*_HEAD`` blocks) are kept as
+plain dicts.
+
+Project extensions (keys the official code does not have or ignored):
+    base.mano_root      folder with MANO_RIGHT.pkl / MANO_LEFT.pkl (None -> env ``MANO_ROOT``)
+    base.seed           global seed for python / numpy / torch (official: none)
+    data.root_dir       honoured (the official loaders ignored it and used ./data/<Dataset>)
+    model.backbone_weights  local torchvision ResNet-50 ImageNet file, or None for random init
+
+Usage::
+
+    cfg = load_config("experiment/unihope.dexycb_s0/cfg.json", overrides=["train.batch_size=8"])
+    cfg.train.batch_size  # 8
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class BaseSection:
+    exp_name: str = ""
+    model_dir: str = ""
+    mano_root: Optional[str] = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DataSection:
+    name: str = "DEX_YCB"
+    root_dir: Optional[str] = None
+    data_split: str = "s0"
+    input_img_shape: list = field(default_factory=lambda: [128, 128])
+    input_img_shape_1: Optional[list] = None
+    input_img_shape_cls: Optional[list] = None
+    input_img_shape_h: Optional[list] = None
+    input_img_shape_ho: Optional[list] = None
+    transforms_type: Optional[str] = None  # official key, never read (kept so official files load)
+    eval_type: list = field(default_factory=lambda: ["test"])
+    use_data_aug_h: bool = True
+    use_data_aug_ho: bool = True
+    use_data_aug_h_gen: bool = False
+    pair_same_data_aug: bool = False
+    contrastive: bool = False
+    filter_rule: str = "score"
+    score_threshold: float = 0.0
+    occ_threshold: float = 0.8
+    load_nori: bool = False
+    bbox_hand_normalize_2d_joint: bool = True
+    gen_version: int = 1
+    gen_part: int = 1
+    input_mode: Optional[str] = None
+    occ_intervals: list = field(default_factory=lambda: [0, 0.25, 0.5, 0.75, 1])
+    prefetch_factor: int = 2
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    name: str = ""
+    pretrain: bool = False
+    obj_conf_layer_legacy: bool = True
+    backbone_weights: Optional[str] = None
+    cls_model: Optional[dict] = None
+    h_model: Optional[dict] = None
+    ho_model: Optional[dict] = None
+    BACKBONE: Optional[dict] = None
+    UV_HEAD: Optional[dict] = None
+    DEPTH_HEAD: Optional[dict] = None
+    MESH_HEAD: Optional[dict] = None
+    LOSSES: Optional[dict] = None
+
+
+@dataclass(frozen=True)
+class LossSection:
+    name: str = ""
+    weight: dict = field(default_factory=dict)
+    loss_func: str = "l1_loss"
+
+
+@dataclass(frozen=True)
+class MetricSection:
+    major_metric: str = "score"
+    obj_eval_mode: str = "gt"
+    rep_threshold: float = 5.0
+    add_threshold: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    num_epochs: int = 1
+    batch_size: int = 1
+    num_workers: int = 0
+    train_part: list = field(default_factory=lambda: [0, 1])
+    init_layer_weight: bool = False
+    w_gr: bool = True
+    grad_norm_clip: Optional[float] = None
+    not_load_rot_reg: bool = False
+    freeze_model: bool = False
+    mixed_precision: str = "no"
+
+
+@dataclass(frozen=True)
+class TestSection:
+    batch_size: int = 1
+    num_workers: int = 0
+    shuffle: bool = False
+    test_part: int = 0
+
+
+@dataclass(frozen=True)
+class SummarySection:
+    save_summary_steps: int = 50
+    save_mid_freq: int = 10
+    save_latest_freq: int = 1
+    save_best_after: int = 0
+
+
+@dataclass(frozen=True)
+class OptimizerSection:
+    name: str = "adam"
+    lr: float = 1e-4
+    weight_decay_l2: float = 0.0
+    base_lr: Optional[float] = None
+    warmup_epoch: Optional[int] = None
+    minibatch_per_epoch: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class SchedulerSection:
+    name: str = "step"
+    milestones: list = field(default_factory=list)
+    gamma: float = 0.1
+
+
+@dataclass(frozen=True)
+class Config:
+    base: BaseSection = field(default_factory=BaseSection)
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    loss: LossSection = field(default_factory=LossSection)
+    metric: MetricSection = field(default_factory=MetricSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    test: TestSection = field(default_factory=TestSection)
+    summary: SummarySection = field(default_factory=SummarySection)
+    optimizer: OptimizerSection = field(default_factory=OptimizerSection)
+    scheduler: SchedulerSection = field(default_factory=SchedulerSection)
+    source: str = field(default="<defaults>", compare=False)
+
+    def to_dict(self) -> dict:
+        """Plain nested dict of the resolved configuration (the ``source`` path excluded)."""
+        out = dataclasses.asdict(self)
+        out.pop("source")
+        return out
+
+
+SECTIONS = {f.name: f.default_factory for f in fields(Config) if f.name != "source"}
+
+# Official keys the SimpleHand configs put in `train` rather than `optimizer` (both places are accepted).
+_TRAIN_ALIASES_TO_OPTIMIZER = ("warmup_epoch", "minibatch_per_epoch", "base_lr")
+
+
+def _suggest(key: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.5)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _check_type(value: Any, default: Any, where: str) -> Any:
+    """Coerce ``value`` to the type of the section default where that is unambiguous."""
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value) if isinstance(default, float) else value
+    if isinstance(default, (list, dict, str)) and not isinstance(value, type(default)):
+        raise ConfigError(f"{where}: expected a {type(default).__name__}, got {value!r}")
+    return value
+
+
+def _build_section(name: str, values: dict, source: str):
+    section_cls = SECTIONS[name]().__class__
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: section '{name}' must be an object, got {type(values).__name__}")
+    defaults = section_cls()
+    known = [f.name for f in fields(section_cls)]
+    clean = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{source}: unknown key '{name}.{key}'{_suggest(key, known)}")
+        clean[key] = _check_type(value, getattr(defaults, key), f"{source}: key '{name}.{key}'")
+    return section_cls(**clean)
+
+
+def config_from_dict(raw: dict, source: str = "<dict>") -> Config:
+    """Validate a nested dict (the content of a cfg.json) and return a :class:`Config`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a JSON object with sections {sorted(SECTIONS)}")
+    raw = json.loads(json.dumps(raw))  # deep copy; never mutate the caller's dict
+    train = raw.get("train", {})
+    for key in _TRAIN_ALIASES_TO_OPTIMIZER:
+        if isinstance(train, dict) and key in train:
+            raw.setdefault("optimizer", {}).setdefault(key, train.pop(key))
+    sections = {}
+    for name, values in raw.items():
+        if name not in SECTIONS:
+            raise ConfigError(f"{source}: unknown section '{name}'{_suggest(name, SECTIONS)}")
+        sections[name] = _build_section(name, values, source)
+    return Config(**sections, source=source)
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """``"train.batch_size=8"`` -> ``("train", "batch_size", 8)``; values are JSON, else plain strings."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ConfigError(f"override {text!r}: expected section.key=value, e.g. train.batch_size=8")
+    dotted, value_text = text.split("=", 1)
+    section, key = dotted.split(".", 1)
+    try:
+        value = json.loads(value_text)
+    except json.JSONDecodeError:
+        value = value_text
+    return section, key, value
+
+
+def apply_overrides(cfg: Config, overrides: Iterable[str] | dict) -> Config:
+    """Return a new config with ``section.key=value`` overrides applied and validated.
+
+    ``overrides`` is a list of ``"section.key=value"`` strings (the ``--set`` CLI form) or a dict
+    ``{"section.key": value}``.
+    """
+    items = overrides.items() if isinstance(overrides, dict) else (
+        ((s + "." + k), v) for s, k, v in map(parse_override, overrides))
+    raw = cfg.to_dict()
+    for dotted, value in items:
+        section, key = dotted.split(".", 1)
+        if section not in SECTIONS:
+            raise ConfigError(f"override '{dotted}': unknown section '{section}'{_suggest(section, SECTIONS)}")
+        raw[section][key] = value
+    return config_from_dict(raw, source=cfg.source)
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = (), model_dir: str | None = None) -> Config:
+    """Load ``cfg.json`` (or a folder containing it), apply CLI overrides and ``--model_dir``.
+
+    Args:
+        path: the cfg.json file or the experiment folder holding it.
+        overrides: ``"section.key=value"`` strings (``--set``); applied after the file.
+        model_dir: overrides ``base.model_dir`` as the official ``--model_dir`` does.
+    Raises:
+        FileNotFoundError: the file does not exist (the message names it).
+        ConfigError: invalid JSON, unknown section/key, or a value of the wrong type.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "cfg.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: invalid JSON ({err})") from None
+    cfg = config_from_dict(raw, source=str(path))
+    extra = list(overrides)
+    if model_dir is not None:
+        extra.append(f"base.model_dir={json.dumps(str(model_dir))}")
+    return apply_overrides(cfg, extra) if extra else cfg
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the resolved configuration as JSON (atomically) beside the outputs of a run."""
+    from utils.atomic import atomic_write_json
+
+    atomic_write_json(path, cfg.to_dict())

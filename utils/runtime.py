@@ -1,0 +1,79 @@
+"""Run-time plumbing shared by the entry points: accelerator, seeding, logging, progress bars.
+
+Nothing here runs at import; entry points call these functions.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def make_accelerator(**kwargs):
+    """An ``accelerate.Accelerator`` that falls back to the CPU when no CUDA device exists.
+
+    Without ``cpu=True`` a multi-process launch on a CPU-only machine would start independent single processes
+    (reference: ecosystem.md A.3); forcing it makes ``accelerate launch --multi_gpu --num_processes N`` run N
+    gloo ranks on the CPU.
+    """
+    from accelerate import Accelerator
+
+    kwargs.setdefault("cpu", not torch.cuda.is_available())
+    return Accelerator(**kwargs)
+
+
+def seed_everything(seed: int, rank: int = 0) -> None:
+    """Seed python, numpy and torch; different ranks get different but deterministic streams."""
+    seed = int(seed) + int(rank)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """DataLoader worker seeding from torch's per-worker seed (reproducible given the loader's generator)."""
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def setup_logger(name: str, log_file: str | Path | None = None, main_process: bool = True) -> logging.Logger:
+    """A logger writing to stderr and, on the main process, to ``log_file`` (appending)."""
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.INFO if main_process else logging.WARNING)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(fmt)
+    logger.addHandler(stream)
+    if log_file is not None and main_process:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(log_file)
+        file_handler.setFormatter(fmt)
+        logger.addHandler(file_handler)
+    return logger
+
+
+def summary_writer(model_dir: str | Path, main_process: bool = True):
+    """TensorBoard writer under ``<model_dir>/summary`` on the main process, else None."""
+    if not main_process:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(Path(model_dir) / "summary"))
+
+
+def progress(iterable, desc: str, main_process: bool = True, **kwargs):
+    """A tqdm bar shown on the main process only (disabled when stderr is not a terminal and TQDM_DISABLE=1)."""
+    from tqdm.auto import tqdm
+
+    disable = (not main_process) or os.environ.get("TQDM_DISABLE") == "1"
+    return tqdm(iterable, desc=desc, disable=disable, dynamic_ncols=True, **kwargs)
