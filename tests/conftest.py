@@ -8,7 +8,7 @@ import pytest
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # headless rendering in tests (entry points set it too)
 
-pytest_plugins = []
+pytest_plugins = ["fixtures_mano"]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,24 @@
+"""utils.render on the stand-in hand: depth in metres where the hand is, labels, inputs left untouched."""
+import numpy as np
+
+from utils.render import MeshRenderer, MeshSpec, look_at_intrinsics
+
+
+def test_render_standin_hand_depth_and_labels(mano_assets):
+    a = mano_assets["right"]
+    palm_to_camera = a.v_template[:, [0, 2, 1]]  # template y (palm normal) -> camera z
+    verts = palm_to_camera - palm_to_camera.mean(0) + [0.0, 0.0, 0.5]  # 0.5 m in front of the camera
+    before = verts.copy()
+    K = look_at_intrinsics(64, 48, focal=60.0)
+    K_before = K.copy()
+    with MeshRenderer(64, 48) as renderer:
+        rgb, depth, labels = renderer.render([MeshSpec(verts, a.faces)], K, with_labels=True)
+    assert rgb.shape == (48, 64, 3) and rgb.dtype == np.uint8 and depth.shape == (48, 64)
+    hit = depth > 0
+    assert 150 < hit.sum() < 48 * 64 / 2 and np.array_equal(hit, labels == 1)
+    assert verts[:, 2].min() - 1e-3 <= depth[hit].min() and depth[hit].max() <= verts[:, 2].max() + 1e-3
+    # the hand's centre projects to the principal point: the middle pixel is covered
+    assert hit[24, 32]
+    assert np.array_equal(verts, before) and np.array_equal(K, K_before)
+    assert (rgb[0, 0] == 255).all() and (rgb[~hit] == 255).all(-1).mean() > 0.9  # white background
+    assert rgb[hit].mean() < 240  # skin-coloured, lit hand

@@ -1,0 +1,105 @@
+"""Small offscreen mesh renderer (pyrender): vertices + faces + pinhole intrinsics -> RGB, depth, labels.
+
+Frames and units: vertices are in the OpenCV camera frame (x right, y down, z forwards), in metres;
+``K`` is the 3x3 pixel intrinsics matrix. Depth is the camera-frame z in metres (0 where nothing is hit).
+
+Headless use needs ``PYOPENGL_PLATFORM=egl`` (GPU or Mesa llvmpipe on CPU) set by the ENTRY POINT before
+anything imports OpenGL; this module changes no environment and creates no GL state at import: the GL
+context is created by :class:`MeshRenderer` and released by ``close()`` (or a ``with`` block).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# pyrender's camera looks down -z with y up (OpenGL); this camera pose maps it onto OpenCV's axes.
+_OPENCV_CAMERA_POSE = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+@dataclass
+class MeshSpec:
+    """One mesh to draw: verts (V, 3) metres, OpenCV camera frame; faces (F, 3); RGB colour in [0, 1]."""
+    verts: np.ndarray
+    faces: np.ndarray
+    color: tuple = (0.80, 0.62, 0.52)
+    smooth: bool = True
+    metadata: dict = field(default_factory=dict)
+
+
+class MeshRenderer:
+    """Offscreen renderer of a fixed image size.
+
+    Args:
+        width, height: image size in pixels.
+        background: RGB in [0, 1].
+        znear, zfar: clipping range in metres.
+    """
+
+    def __init__(self, width: int, height: int, background=(1.0, 1.0, 1.0), znear: float = 0.01,
+                 zfar: float = 10.0):
+        import pyrender  # imported here: importing OpenGL needs PYOPENGL_PLATFORM set by the entry point
+
+        self._pyrender = pyrender
+        self.width, self.height = int(width), int(height)
+        self.background = tuple(float(c) for c in background)
+        self.znear, self.zfar = znear, zfar
+        self._renderer = pyrender.OffscreenRenderer(self.width, self.height)
+
+    def render(self, meshes, K: np.ndarray, with_labels: bool = False):
+        """Render meshes seen by a pinhole camera at the origin (OpenCV frame).
+
+        Args:
+            meshes: sequence of :class:`MeshSpec`.
+            K: (3, 3) intrinsics in pixels of this renderer's image size.
+            with_labels: also return a (H, W) uint8 image with 0 = background, i + 1 = ``meshes[i]``; the
+                depth then comes from the same label pass, so ``depth > 0`` equals ``labels > 0``.
+        Returns:
+            rgb (H, W, 3) uint8, depth (H, W) float32 metres, and labels if requested.
+        """
+        pyrender = self._pyrender
+        K = np.array(K, dtype=np.float64, copy=True)
+        if K.shape != (3, 3):
+            raise ValueError(f"K must be a 3x3 intrinsics matrix, got shape {K.shape}")
+        scene = pyrender.Scene(bg_color=(*self.background, 1.0), ambient_light=(0.35, 0.35, 0.35))
+        nodes = [scene.add(self._to_pyrender(spec)) for spec in meshes]
+        camera = pyrender.IntrinsicsCamera(fx=K[0, 0], fy=K[1, 1], cx=K[0, 2], cy=K[1, 2],
+                                           znear=self.znear, zfar=self.zfar)
+        scene.add(camera, pose=_OPENCV_CAMERA_POSE.copy())
+        scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=3.0), pose=_OPENCV_CAMERA_POSE.copy())
+        rgb, depth = self._renderer.render(scene)
+        rgb, depth = np.array(rgb[..., :3], dtype=np.uint8), np.array(depth, dtype=np.float32)
+        if not with_labels:
+            return rgb, depth
+        colors = {node: np.full(3, i + 1, dtype=np.uint8) for i, node in enumerate(nodes)}
+        labels, depth = self._renderer.render(scene, flags=pyrender.RenderFlags.SEG, seg_node_map=colors)
+        return rgb, np.array(depth, dtype=np.float32), np.array(labels[..., 0], dtype=np.uint8)
+
+    def _to_pyrender(self, spec: MeshSpec):
+        import trimesh
+
+        verts = np.array(spec.verts, dtype=np.float64, copy=True)
+        faces = np.array(spec.faces, dtype=np.int64, copy=True)
+        if verts.ndim != 2 or verts.shape[1] != 3 or faces.ndim != 2 or faces.shape[1] != 3:
+            raise ValueError(f"mesh needs verts (V, 3) and faces (F, 3), got {verts.shape} and {faces.shape}")
+        mesh = trimesh.Trimesh(verts, faces, process=False)
+        material = self._pyrender.MetallicRoughnessMaterial(
+            baseColorFactor=(*spec.color, 1.0), metallicFactor=0.0, roughnessFactor=0.8, doubleSided=True)
+        return self._pyrender.Mesh.from_trimesh(mesh, material=material, smooth=spec.smooth)
+
+    def close(self) -> None:
+        """Release the GL context."""
+        if self._renderer is not None:
+            self._renderer.delete()
+            self._renderer = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def look_at_intrinsics(width: int, height: int, focal: float) -> np.ndarray:
+    """(3, 3) intrinsics with focal length ``focal`` px and the principal point at the image centre."""
+    return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
