@@ -14,6 +14,7 @@ Usage::
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -43,6 +44,7 @@ def atomic_write(path, mode="w", encoding=None):
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode, encoding=encoding if mode == "w" else None) as f:
+            os.chmod(tmp_name, _file_permissions(path))  # mkstemp creates 0600; give the usual permissions
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -51,6 +53,16 @@ def atomic_write(path, mode="w", encoding=None):
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp_name)
         raise
+
+
+def _file_permissions(path):
+    """Permission bits of the existing target, else those ``open()`` would give a new file (0666 & ~umask)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def atomic_write_text(path, text, encoding="utf-8"):
