@@ -22,3 +22,24 @@ def test_render_standin_hand_depth_and_labels(mano_assets):
     assert np.array_equal(verts, before) and np.array_equal(K, K_before)
     assert (rgb[0, 0] == 255).all() and (rgb[~hit] == 255).all(-1).mean() > 0.9  # white background
     assert rgb[hit].mean() < 240  # skin-coloured, lit hand
+
+
+def test_closing_one_renderer_leaves_another_working(mano_assets):
+    from utils.render import MeshRenderer, MeshSpec, look_at_intrinsics
+    from models.mano import ManoLayer
+    import torch
+
+    layer = ManoLayer.from_assets(mano_assets["right"], use_pca=False, flat_hand_mean=True)
+    verts = layer(torch.zeros(1, 48))[0][0].numpy() / 1000.0 + np.array([0.0, 0.0, 0.5])
+    spec = MeshSpec(verts, mano_assets["right"].faces, (0.8, 0.6, 0.5))
+    K = look_at_intrinsics(64, 64, 80.0)
+    first, second = MeshRenderer(64, 64), MeshRenderer(64, 64)
+    _, depth_before = second.render([spec], K)
+    first.close()
+    _, depth_after = second.render([spec], K)
+    second.close()
+    assert (depth_after > 0).sum() > 50
+    assert np.allclose(depth_before, depth_after)
+    third = MeshRenderer(64, 64)  # a new renderer after both were closed
+    assert np.allclose(third.render([spec], K)[1], depth_before)
+    third.close()

@@ -40,6 +40,7 @@ class MeshRenderer:
                  zfar: float = 10.0):
         import pyrender  # imported here: importing OpenGL needs PYOPENGL_PLATFORM set by the entry point
 
+        _load_triton_before_gl()
         self._pyrender = pyrender
         self.width, self.height = int(width), int(height)
         self.background = tuple(float(c) for c in background)
@@ -88,16 +89,52 @@ class MeshRenderer:
         return self._pyrender.Mesh.from_trimesh(mesh, material=material, smooth=spec.smooth)
 
     def close(self) -> None:
-        """Release the GL context."""
-        if self._renderer is not None:
-            self._renderer.delete()
-            self._renderer = None
+        """Release this renderer's GL resources and context.
+
+        pyrender's own ``OffscreenRenderer.delete`` also calls ``eglTerminate`` on the EGL display, which every
+        renderer of the process shares, and so breaks any other renderer still open; here only this renderer's
+        context is destroyed and the display stays initialised.
+        """
+        renderer, self._renderer = self._renderer, None
+        if renderer is None:
+            return
+        platform = renderer._platform
+        platform.make_current()
+        renderer._renderer.delete()
+        renderer._renderer = renderer._platform = None  # its __del__ would call delete() -> eglTerminate
+        context = getattr(platform, "_egl_context", None)
+        if context is None:  # not EGL (e.g. OSMesa): pyrender's release is safe there
+            platform.delete_context()
+            return
+        from OpenGL.EGL import EGL_NO_CONTEXT, EGL_NO_SURFACE, eglDestroyContext, eglMakeCurrent
+
+        eglMakeCurrent(platform._egl_display, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT)
+        eglDestroyContext(platform._egl_display, context)
+        platform._egl_context = platform._egl_display = None  # its __del__ would terminate the shared display
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: GL may already be gone
+            pass
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _load_triton_before_gl() -> None:
+    """Load triton (shipped with torch, imported later by torchvision) before the first GL context.
+
+    triton and Mesa's llvmpipe each bring their own LLVM; loading triton's library after llvmpipe has created a
+    context crashes the process (segmentation fault on ``import torchvision``). Loaded first, both coexist.
+    """
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        pass
 
 
 def look_at_intrinsics(width: int, height: int, focal: float) -> np.ndarray:
