@@ -8,7 +8,7 @@ import pytest
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # headless rendering in tests (entry points set it too)
 
-pytest_plugins = ["fixtures_mano"]
+pytest_plugins = ["fixtures_mano", "fixtures_data"]
 
 
 @pytest.fixture(scope="session")

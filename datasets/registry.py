@@ -1,0 +1,78 @@
+"""Dataset registry, the config -> settings translation, and the official DataLoader settings.
+
+Dataset builders register under the official ``cfg.data.name`` values (``DEX_YCB``, ``HO3D``) with
+:func:`register_dataset`; :func:`build_dataset` looks the name up and raises a KeyError listing the known
+names on a miss. Only the functions here and the registered builders read the config.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from datasets.hand_object_sample import SampleSettings
+
+DATASETS: dict[str, Callable] = {}
+SPLITS = ("train", "val", "test")
+# Extra resized copies of the crop: config key -> batch key (official-data-eval.md §2.7).
+EXTRA_IMAGE_KEYS = {"input_img_shape_1": "img_1", "input_img_shape_cls": "img_cls",
+                    "input_img_shape_h": "img_h", "input_img_shape_ho": "img_ho"}
+
+
+def register_dataset(name: str):
+    """Decorator: register ``builder(cfg, split) -> Dataset`` under the official dataset name."""
+    def decorate(builder: Callable) -> Callable:
+        if name in DATASETS:
+            raise KeyError(f"dataset {name!r} registered twice")
+        DATASETS[name] = builder
+        return builder
+    return decorate
+
+
+def build_dataset(cfg, split: str) -> Dataset:
+    """The dataset named ``cfg.data.name`` for ``split`` in train / val / test."""
+    if split not in SPLITS:
+        raise KeyError(f"unknown split {split!r}; expected one of {SPLITS}")
+    try:
+        builder = DATASETS[cfg.data.name]
+    except KeyError:
+        raise KeyError(f"unknown dataset cfg.data.name={cfg.data.name!r}; known: {sorted(DATASETS)}") from None
+    return builder(cfg, split)
+
+
+def dataset_root(cfg, default: str) -> Path:
+    """``cfg.data.root_dir`` (honoured here; the official code ignored it), else the official default."""
+    return Path(cfg.data.root_dir if cfg.data.root_dir else default)
+
+
+def sample_settings(cfg, split: str, rotation: str) -> SampleSettings:
+    """Translate ``cfg.data`` into :class:`SampleSettings` for one split (augmentation/pairs in train only)."""
+    data = cfg.data
+    train = split == "train"
+    extra = {key: int(getattr(data, cfg_key)[0]) for cfg_key, key in EXTRA_IMAGE_KEYS.items()
+             if getattr(data, cfg_key)}
+    return SampleSettings(
+        res=int(data.input_img_shape[0]), augment=train, rotation=rotation,
+        use_data_aug_h=data.use_data_aug_h, use_data_aug_ho=data.use_data_aug_ho,
+        use_data_aug_h_gen=data.use_data_aug_h_gen, pair_same_data_aug=data.pair_same_data_aug,
+        contrastive=train and data.contrastive, filter_rule=data.filter_rule,
+        score_threshold=data.score_threshold, occ_threshold=data.occ_threshold,
+        bbox_hand_normalize_2d_joint=data.bbox_hand_normalize_2d_joint, extra_resolutions=extra)
+
+
+def build_loader(cfg, split: str, dataset: Dataset | None = None) -> DataLoader:
+    """DataLoader with the official settings: train shuffles and drops the last partial batch; val/test
+    follow ``cfg.test.shuffle`` and keep every sample; workers reseed python/numpy from torch's seed."""
+    from utils.runtime import worker_init_fn
+
+    dataset = build_dataset(cfg, split) if dataset is None else dataset
+    train = split == "train"
+    section = cfg.train if train else cfg.test
+    workers = int(section.num_workers)
+    return DataLoader(
+        dataset, batch_size=int(section.batch_size), shuffle=True if train else bool(cfg.test.shuffle),
+        drop_last=train, num_workers=workers, pin_memory=torch.cuda.is_available(),
+        prefetch_factor=int(cfg.data.prefetch_factor) if workers > 0 else None,
+        worker_init_fn=worker_init_fn, persistent_workers=False)
