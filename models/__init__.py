@@ -1,0 +1,13 @@
+"""Networks and the model registry. ``build_model(cfg)`` builds the model named by ``cfg.model.name``.
+
+The model modules are imported here explicitly so that their ``@register_model`` builders are registered.
+"""
+from models import classifier, hflnet, two_in_one, unihope  # noqa: F401  (registration side effect)
+from models.registry import MODELS, get_model_builder
+
+__all__ = ["build_model", "MODELS"]
+
+
+def build_model(cfg):
+    """Build the model registered as ``cfg.model.name``; an unknown name raises KeyError listing the known."""
+    return get_model_builder(cfg.model.name)(cfg)

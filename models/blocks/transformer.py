@@ -1,0 +1,117 @@
+"""Attention blocks: the CR cross-attention transformer of HFL-Net (official ``hfl_net_hor/CR.py``) and the
+self-attention feature mapper of UniHOPE (official ``SlfMultiHeadAttention``, mob_recon transformer.py).
+
+Spec: reference/official-model.md §1.9 and §1.11.
+"""
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["CRBlock", "CRTransformer", "SlfMultiHeadAttention"]
+
+
+def _map_tokens(feature_map):
+    """(B, C, H, W) -> (B, H*W, C), copied channel-contiguous so attention runs on the fused SDPA kernel."""
+    return feature_map.flatten(2).transpose(1, 2).contiguous()
+
+
+def _split_heads(tokens, num_heads):
+    """(B, N, heads*d) -> (B, heads, N, d); heads are contiguous channel chunks."""
+    batch, length, channels = tokens.shape
+    return tokens.view(batch, length, num_heads, channels // num_heads).transpose(1, 2)
+
+
+def _merge_heads(tokens):
+    """(B, heads, N, d) -> (B, N, heads*d)."""
+    batch, heads, length, dim = tokens.shape
+    return tokens.transpose(1, 2).reshape(batch, length, heads * dim)
+
+
+class _Mlp(nn.Module):
+    """Linear -> GELU (exact erf) -> Linear on tokens (B, N, dim); dropout 0 as in the official model."""
+
+    def __init__(self, dim, hidden_dim):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dim, dim)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class CRBlock(nn.Module):
+    """One CR cross-attention block: query map attends over key map, both (B, C, H, W) -> (B, C, H, W).
+
+    Queries from ``encode_query(query)``, keys / values from ``encode_key(key)`` / ``encode_value(key)``
+    (1x1 convs); scaled dot-product attention over the H*W key tokens with ``num_heads`` heads; the residual
+    adds the *raw* query tokens (no output projection, no norm before attention); then a pre-norm MLP.
+    """
+
+    def __init__(self, dim, num_heads=8, mlp_ratio=4):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"CRBlock: dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.encode_value = nn.Conv2d(dim, dim, kernel_size=1)
+        self.encode_query = nn.Conv2d(dim, dim, kernel_size=1)
+        self.encode_key = nn.Conv2d(dim, dim, kernel_size=1)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-5)
+        self.mlp = _Mlp(dim, dim * mlp_ratio)
+
+    def forward(self, query, key):
+        batch, channels, height, width = query.shape
+        q = _split_heads(_map_tokens(self.encode_query(query)), self.num_heads)  # (B, h, HW, d)
+        k = _split_heads(_map_tokens(self.encode_key(key)), self.num_heads)
+        v = _split_heads(_map_tokens(self.encode_value(key)), self.num_heads)
+        attended = _merge_heads(F.scaled_dot_product_attention(q, k, v))  # scale (C/heads)^-0.5
+        tokens = query.flatten(2).transpose(1, 2) + attended  # (B, HW, C)
+        tokens = tokens + self.mlp(self.norm2(tokens))
+        return tokens.transpose(1, 2).reshape(batch, channels, height, width)
+
+
+class CRTransformer(nn.Module):
+    """Stack of ``depth`` CR blocks; each block's output becomes the next query, the key map stays fixed.
+
+    forward(query (B, C, H, W), key (B, C, H, W)) -> (B, C, H, W). Official name ``Transformer``
+    (``inp_res`` is accepted for signature parity; no positional embedding is used).
+    """
+
+    def __init__(self, inp_res=32, dim=256, depth=1, num_heads=8, mlp_ratio=4):
+        super().__init__()
+        self.inp_res = inp_res
+        self.layers = nn.ModuleList(CRBlock(dim, num_heads, mlp_ratio) for _ in range(depth))
+
+    def forward(self, query, key):
+        for layer in self.layers:
+            query = layer(query, key)
+        return query
+
+
+class SlfMultiHeadAttention(nn.Module):
+    """Post-norm multi-head self-attention on tokens (B, L, d_model) -> (B, L, d_model).
+
+    out = LayerNorm(dropout(fc(heads(softmax(q k^T / sqrt(d_k)) v))) + x), LayerNorm eps 1e-6;
+    projections without bias; attention dropout and output dropout ``dropout`` (train mode only).
+    """
+
+    def __init__(self, n_head, d_model, d_k, d_v, dropout=0.1):
+        super().__init__()
+        if d_k != d_v:
+            raise ValueError(f"SlfMultiHeadAttention: d_k ({d_k}) must equal d_v ({d_v})")
+        self.n_head = n_head
+        self.d_k = d_k
+        self.attention_dropout = dropout
+        self.w_qs = nn.Linear(d_model, n_head * d_k, bias=False)
+        self.w_ks = nn.Linear(d_model, n_head * d_k, bias=False)
+        self.w_vs = nn.Linear(d_model, n_head * d_v, bias=False)
+        self.fc = nn.Linear(n_head * d_v, d_model, bias=False)
+        self.dropout = nn.Dropout(dropout)
+        self.layer_norm = nn.LayerNorm(d_model, eps=1e-6)
+
+    def forward(self, x):
+        q = _split_heads(self.w_qs(x), self.n_head)  # (B, h, L, d_k)
+        k = _split_heads(self.w_ks(x), self.n_head)
+        v = _split_heads(self.w_vs(x), self.n_head)
+        attended = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.attention_dropout if self.training else 0.0, scale=self.d_k ** -0.5)
+        return self.layer_norm(self.dropout(self.fc(_merge_heads(attended))) + x)
