@@ -24,6 +24,8 @@ def main():
         with open(args.out, "w") as f:
             json.dump({"num_processes": accelerator.num_processes, "values": values,
                        "device": str(accelerator.device)}, f)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()  # tear the process group down before exit (gloo aborts otherwise, at random)
 
 
 if __name__ == "__main__":
