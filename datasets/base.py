@@ -67,12 +67,16 @@ class HandObjectDataset(Dataset):
         return entry, read_rgb(entry.gen_image_path)
 
     def __getitem__(self, index: int) -> dict:
+        return self.sample(index, self.rng())
+
+    def sample(self, index: int, rng: np.random.Generator) -> dict:
+        """Sample ``index`` with augmentations drawn from ``rng`` (the training loop passes a generator seeded
+        by (seed, epoch, index), which makes runs and resumed runs exact)."""
         if not 0 <= index < len(self):
             raise IndexError(f"sample index {index} out of range for {len(self)} samples")
         record = self.record(index)
         image = read_rgb(record.image_path)
         mask = self.object_mask(index, record, image.shape[:2]) if self.settings.augment else None
         entry, generated = self.partner(record)
-        sample = build_sample(record, image, self.settings, self.rng(), mask=mask, pair=entry,
-                              generated_crop=generated)
+        sample = build_sample(record, image, self.settings, rng, mask=mask, pair=entry, generated_crop=generated)
         return to_tensors(self.finish_sample(record, sample))

@@ -97,10 +97,9 @@ class DexYCBDataset(HandObjectDataset):
         self.occ_ratio = occlusion_ratios(keys, self.root / f"hand_occ_{setup}_{split}.npy")
         self.hands_components = {"right": mano_right.hands_components, "left": mano_left.hands_components}
         self.right_hands_mean = mano_right.hands_mean
-        self.object_keypoints = {
-            int(ycb_id): bbox21_from_points(read_points_xyz(self.root / "models" / ycb_class_name(ycb_id)
-                                                            / "points.xyz"))
-            for ycb_id in np.unique(self.index.grasp_ycb_id)}
+        self.object_points = {int(ycb_id): read_points_xyz(self.root / "models" / ycb_class_name(ycb_id) / "points.xyz")
+                              for ycb_id in np.unique(self.index.grasp_ycb_id)}
+        self.object_keypoints = {i: bbox21_from_points(points) for i, points in self.object_points.items()}
 
     def __len__(self) -> int:
         return len(self.index)

@@ -30,6 +30,11 @@ _LABELS = {
     "auc20_50_j": "AUC J 20-50mm (%)", "auc20_50_pa_j": "AUC PA-J 20-50mm (%)",
     "auc20_50_v": "AUC V 20-50mm (%)", "auc20_50_pa_v": "AUC PA-V 20-50mm (%)",
     "f5": "F@5mm (%)", "f5_aligned": "F@5mm PA (%)", "f15": "F@15mm (%)", "f15_aligned": "F@15mm PA (%)",
+    "grasp_accuracy": "grasp accuracy", "grasp_precision": "grasp precision", "grasp_recall": "grasp recall",
+    "grasp_num_samples": "grasp samples",
+    "obj_rep_success": "object REP success (%)", "obj_add_success": "object ADD success (%)",
+    "obj_mean_rep_px": "object mean REP (px)", "obj_mean_add_mm": "object mean ADD (mm)",
+    "obj_num_samples": "object samples",
 }
 _FAMILY_TITLES = {"xyz": "joints", "xyz_al": "joints, Procrustes-aligned",
                   "mesh": "vertices", "mesh_al": "vertices, Procrustes-aligned"}
@@ -102,8 +107,9 @@ def format_scores_table(report, title="results"):
 def format_group_table(reports):
     """One table with a column per group (e.g. all / h / ho) over the flat hand scores."""
     names = list(reports)
-    keys = [k for k, v in reports[names[0]].scores.items() if not isinstance(v, dict)]
-    rows = [(_LABELS.get(k, k), *(_format_value(reports[n].scores.get(k)) for n in names)) for k in keys]
+    keys = list(dict.fromkeys(k for n in names for k, v in reports[n].scores.items() if not isinstance(v, dict)))
+    rows = [(_LABELS.get(k, k), *(_format_value(reports[n].scores.get(k, float("nan"))) for n in names))
+            for k in keys]
     return _table(("metric", *names), rows)
 
 

@@ -57,24 +57,31 @@ def step_seed(seed: int, rank: int, epoch: int, step_in_epoch: int) -> None:
 
 
 class SeededSamples(torch.utils.data.Dataset):
-    """Wraps a dataset so that sample ``i`` of epoch ``e`` is drawn with RNGs seeded from (seed, e, i).
+    """Wraps a dataset so that sample ``i`` of epoch ``e`` is drawn with randomness seeded from (seed, e, i).
 
     Augmentation then depends only on the sample and the epoch, not on which worker or in which order it was
     loaded, which makes resuming inside an epoch exact and runs reproducible with any number of workers.
+    Datasets with a ``sample(index, rng)`` method get a ``numpy.random.Generator``; others get the global
+    python / numpy / torch RNGs re-seeded before ``dataset[index]``. ``limit`` keeps the first samples only.
     """
 
-    def __init__(self, dataset, seed: int):
+    def __init__(self, dataset, seed: int, limit: int | None = None):
         self.dataset, self.seed, self.epoch = dataset, int(seed), 0
+        self.length = len(dataset) if limit is None else min(len(dataset), int(limit))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def __len__(self):
-        return len(self.dataset)
+        return self.length
 
     def __getitem__(self, index):
-        state = np.random.SeedSequence([self.seed, self.epoch, int(index)]).generate_state(1)[0]
-        seed_everything(int(state))
+        if not 0 <= index < self.length:
+            raise IndexError(f"sample index {index} out of range for {self.length} samples")
+        entropy = [self.seed, self.epoch, int(index)]
+        if hasattr(self.dataset, "sample"):
+            return self.dataset.sample(index, np.random.default_rng(entropy))
+        seed_everything(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
         return self.dataset[index]
 
 

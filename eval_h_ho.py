@@ -1,0 +1,20 @@
+"""Evaluate split by the GT grasp label: hand-only (``h/``), hand-object (``ho/``) and ``all/``.
+
+    accelerate launch --config_file yaml/1_gpu.yaml eval_h_ho.py --model_dir experiment/unihope.dexycb_s0 \\
+        --resume experiment/unihope.dexycb_s0/test_model_best.pth
+"""
+from utils.eval_cli import run_evaluation
+
+
+def groups(predictions, cfg):
+    from utils.evaluation import grasp_groups
+
+    return grasp_groups(predictions.hand.grasp_labels)
+
+
+def main(argv=None):
+    return run_evaluation(argv, "Evaluate hand-only vs hand-object samples.", groups, "scores_h_ho_table.txt")
+
+
+if __name__ == "__main__":
+    main()

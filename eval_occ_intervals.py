@@ -1,0 +1,24 @@
+"""Evaluate by hand-occlusion ratio bins (edges ``data.occ_intervals``, default [0, .25, .5, .75, 1]).
+
+Bins follow the official membership rule (``lo <= r <= hi``, a ratio on an inner edge goes to the lower bin);
+ratios outside the edges go to ``occ_(1,)``. Results in ``<model_dir>/occ_[lo,hi]/``; empty bins are reported
+as empty.
+
+    accelerate launch --config_file yaml/1_gpu.yaml eval_occ_intervals.py --model_dir experiment/unihope.dexycb_s0 \\
+        --resume experiment/unihope.dexycb_s0/test_model_best.pth --set data.occ_intervals=[0,0.5,1]
+"""
+from utils.eval_cli import run_evaluation
+
+
+def groups(predictions, cfg):
+    from utils.evaluation import occlusion_groups
+
+    return occlusion_groups(predictions.hand.occlusion_ratios, cfg.data.occ_intervals)
+
+
+def main(argv=None):
+    return run_evaluation(argv, "Evaluate by hand-occlusion ratio bins.", groups, "scores_occ_table.txt")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Train a model described by ``experiment/<name>/cfg.json`` on any device through accelerate.
+
+    accelerate launch --config_file yaml/1_gpu.yaml train.py --model_dir experiment/unihope.dexycb_s0
+    accelerate launch --config_file yaml/cpu.yaml train.py --model_dir experiment/x --resume experiment/x/model_latest.pth
+    python train.py --model_dir experiment/x --resume hflnet_best.pth --only_weights   # fine-tune, new params allowed
+
+``train.batch_size`` is the global batch, split across processes (official ``split_batches=True``).
+"""
+from __future__ import annotations
+
+import os
+
+from utils.cli import base_parser, load_run_config
+
+
+def parse_args(argv=None):
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--resume", default=None, help="checkpoint to resume from (official layout)")
+    parser.add_argument("--only_weights", "-ow", action="store_true",
+                        help="load weights only (non-strict, fresh optimizer): fine-tuning from another model")
+    parser.add_argument("--skip_evaluate", action="store_true", help="no validation after each epoch")
+    parser.add_argument("--save_every_steps", type=int, default=0,
+                        help="also write model_latest.pth every N steps (pre-emptible jobs)")
+    parser.add_argument("--stop_after_steps", type=int, default=None,
+                        help="leave after N global steps with model_latest.pth written (resume later)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    args = parse_args(argv)
+    cfg = load_run_config(args)
+
+    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
+
+    from datasets import build_dataset, build_loader
+    from models import build_model
+    from models.losses import build_loss
+    from utils.config import save_config
+    from utils.runtime import make_accelerator, seed_everything, setup_logger, summary_writer
+    from utils.train_run import RunCheckpoints, fit, make_trainer
+    from utils.training import SeededSamples
+
+    accelerator = make_accelerator(
+        split_batches=True, mixed_precision=cfg.train.mixed_precision,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.base.seed),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    main_process = accelerator.is_main_process
+    os.makedirs(cfg.base.model_dir, exist_ok=True)
+    logger = setup_logger("train", os.path.join(cfg.base.model_dir, "train.log"), main_process)
+    if main_process:
+        save_config(cfg, os.path.join(cfg.base.model_dir, "cfg_resolved.json"))
+    seed_everything(cfg.base.seed, accelerator.process_index)
+    logger.info("processes=%d device=%s global batch=%d", accelerator.num_processes, accelerator.device,
+                cfg.train.batch_size)
+
+    model = build_model(cfg)
+    debug_limit = {"train": 10 * cfg.train.batch_size, "eval": 10 * cfg.test.batch_size} if args.debug else {}
+    train_set = SeededSamples(build_dataset(cfg, "train"), cfg.base.seed, debug_limit.get("train"))
+    train_loader = build_loader(cfg, "train", train_set)
+    val_loaders = {} if args.skip_evaluate else {
+        split: accelerator.prepare(build_loader(cfg, split, _first(build_dataset(cfg, split), debug_limit.get("eval"))))
+        for split in cfg.data.eval_type}
+    writer = summary_writer(cfg.base.model_dir, main_process)
+    trainer, state = make_trainer(cfg, accelerator, model, build_loss(cfg), train_loader, resume=args.resume,
+                                  only_weights=args.only_weights, writer=writer)
+    checkpoints = RunCheckpoints(cfg.base.model_dir, accelerator, cfg.summary, args.save_every_steps)
+    state = fit(trainer, state, cfg.train.num_epochs, val_loaders, checkpoints, logger,
+                with_global=cfg.train.w_gr, stop_after_steps=args.stop_after_steps)
+    logger.info("finished at epoch %d, step %d; scores %s", state.epoch, state.step, state.score_status)
+    if writer is not None:
+        writer.close()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+
+
+def _first(dataset, limit):
+    """The first ``limit`` samples of ``dataset`` (``--debug``), or all of it."""
+    from torch.utils.data import Subset
+
+    return dataset if limit is None else Subset(dataset, range(min(len(dataset), limit)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""Command-line arguments shared by train.py and the evaluation scripts (official names kept)."""
+from __future__ import annotations
+
+import argparse
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    """``--model_dir`` (folder with cfg.json; overrides ``base.model_dir``) and ``--set section.key=value``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model_dir", required=True, help="experiment folder holding cfg.json; outputs go here")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override any config key, e.g. --set train.batch_size=8 (repeatable; JSON values)")
+    parser.add_argument("--debug", "-d", action="store_true", help="stop each loop after 10 batches")
+    return parser
+
+
+def load_run_config(args, extra_overrides=()):
+    """The experiment config with ``--set`` overrides and ``--model_dir`` applied."""
+    from utils.config import load_config
+
+    return load_config(args.model_dir, overrides=[*args.overrides, *extra_overrides], model_dir=args.model_dir)

@@ -1,0 +1,93 @@
+"""The command-line flow of the three evaluation scripts; they differ only in how samples are grouped.
+
+    accelerate launch --config_file yaml/2_gpu.yaml eval.py --model_dir experiment/unihope.dexycb_s0 \\
+        --resume experiment/unihope.dexycb_s0/test_model_best.pth
+    python eval.py --model_dir experiment/classifier_h2onet_hflnet.dexycb_s3 --resume_cls C.pth --resume_h H.pth \\
+        --resume_ho HO.pth                                   # A+B: one checkpoint per sub-model
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from utils.cli import base_parser, load_run_config
+
+AB_CHECKPOINTS = {"resume_cls": "cls_model", "resume_h": "h_model", "resume_ho": "ho_model"}
+
+
+def eval_parser(description: str):
+    parser = base_parser(description)
+    parser.add_argument("--resume", default=None, help="checkpoint to evaluate (official layout or bare state dict)")
+    for flag, part in AB_CHECKPOINTS.items():
+        parser.add_argument(f"--{flag}", default=None, help=f"A+B models: checkpoint of the {part}")
+    parser.add_argument("--save_predictions", action="store_true",
+                        help="also write per-sample predictions to <model_dir>/predictions_test.npz")
+    parser.add_argument("--no_plots", action="store_true", help="skip the PCK plot PNGs")
+    return parser
+
+
+def load_eval_weights(model, args) -> None:
+    """``--resume`` into the whole model, or ``--resume_cls/_h/_ho`` into the A+B sub-models (strict)."""
+    from utils.checkpoint import load_model_checkpoint
+
+    parts = {part: getattr(args, flag) for flag, part in AB_CHECKPOINTS.items() if getattr(args, flag)}
+    if args.resume and parts:
+        raise SystemExit("give either --resume or --resume_cls/--resume_h/--resume_ho, not both")
+    if args.resume:
+        load_model_checkpoint(model, args.resume)
+    elif parts:
+        missing = sorted(set(AB_CHECKPOINTS.values()) - set(parts))
+        if missing:
+            raise SystemExit(f"A+B evaluation needs a checkpoint for every sub-model; missing: {missing}")
+        for part, path in parts.items():
+            load_model_checkpoint(getattr(model, part), path)
+    else:
+        raise SystemExit("no weights given: pass --resume PATH (or --resume_cls/--resume_h/--resume_ho for A+B)")
+
+
+def run_evaluation(argv, description: str, make_groups, table_name: str) -> dict | None:
+    """Evaluate the test split and write one report folder per group under ``<model_dir>``.
+
+    Args:
+        make_groups: ``(predictions, cfg) -> {group name: sample indices or None}``.
+        table_name: file name of the combined table in ``<model_dir>``.
+    Returns the reports on the main process, None elsewhere.
+    """
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    args = eval_parser(description).parse_args(argv)
+    cfg = load_run_config(args, extra_overrides=['data.eval_type=["test"]'])
+
+    from datasets import build_dataset, build_loader
+    from models import build_model
+    from utils.eval_report import write_group_reports
+    from utils.eval_run import collect, group_reports, save_predictions
+    from utils.runtime import make_accelerator, progress, setup_logger
+
+    accelerator = make_accelerator()
+    main = accelerator.is_main_process
+    model_dir = Path(cfg.base.model_dir)
+    logger = setup_logger("eval", model_dir / "test.log", main)
+    model = build_model(cfg)
+    load_eval_weights(model, args)
+    dataset = build_dataset(cfg, "test")
+    loader = build_loader(cfg, "test", dataset)
+    model, loader = accelerator.prepare(model, loader)
+    logger.info("evaluating %d test samples on %d process(es), device %s", len(dataset), accelerator.num_processes,
+                accelerator.device)
+    keep = ("pred_joints3d_cam", "pred_verts3d_cam", "root_joint_flip") if args.save_predictions else ()
+    predictions = collect(model, loader, accelerator, getattr(dataset, "object_points", None),
+                          cfg.metric.obj_eval_mode, keep=keep,
+                          progress=lambda it: progress(it, "test", main))
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    if not main:
+        return None
+    if predictions.hand is None:
+        raise SystemExit("the test split has no GT hand meshes (e.g. HO3D evaluation): nothing to score here")
+    reports = group_reports(predictions, make_groups(predictions, cfg), cfg.metric)
+    table = write_group_reports(model_dir, reports, table_name, plots=not args.no_plots)
+    if args.save_predictions:
+        save_predictions(model_dir / "predictions_test.npz", predictions)
+    print(table)
+    logger.info("results written under %s", model_dir)
+    return reports
