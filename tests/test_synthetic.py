@@ -176,13 +176,16 @@ def test_loader_reads_the_tree_with_exact_pairs(synthetic, standin_mano_root):
 def test_generation_is_deterministic_from_the_seed(tmp_path, standin_mano_root):
     def frame_bytes(root):
         cam_dir = camera_dirs(root)[0]
-        return (cam_dir / "color_000003.jpg").read_bytes(), np.load(cam_dir / "labels_000003.npz")["joint_3d"]
+        image = cv2.imread(str(cam_dir / "color_000003.jpg")).astype(np.int16)
+        return image, np.load(cam_dir / "labels_000003.npz")["joint_3d"]
 
     runs = {}
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
         write_synthetic(tmp_path / name, standin_mano_root, seed=seed, sequences=1, frames=4, cameras=1,
                         progress=False)
         runs[name] = frame_bytes(tmp_path / name)
-    assert runs["a"][0] == runs["b"][0]
+    # Labels are exact; llvmpipe may rasterise a few isolated pixels differently from one GL context to the next.
+    changed = np.abs(runs["a"][0] - runs["b"][0]).max(axis=2) > 8
+    assert changed.mean() < 1e-3
     np.testing.assert_array_equal(runs["a"][1], runs["b"][1])
     assert not np.allclose(runs["a"][1], runs["c"][1])
