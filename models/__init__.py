@@ -2,7 +2,7 @@
 
 The model modules are imported here explicitly so that their ``@register_model`` builders are registered.
 """
-from models import classifier, hflnet, two_in_one, unihope  # noqa: F401  (registration side effect)
+from models import classifier, hflnet, mean_pose, two_in_one, unihope  # noqa: F401  (registration side effect)
 from models.registry import MODELS, get_model_builder
 
 __all__ = ["build_model", "MODELS"]
