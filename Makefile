@@ -19,7 +19,7 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m data_creation.demo --out $(DEMO_DIR)
+	$(PY) demo.py --out $(DEMO_DIR)
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -68,10 +68,23 @@ def main(argv=None):
     state = fit(trainer, state, cfg.train.num_epochs, val_loaders, checkpoints, logger,
                 with_global=cfg.train.w_gr, stop_after_steps=args.stop_after_steps)
     logger.info("finished at epoch %d, step %d; scores %s", state.epoch, state.step, state.score_status)
+    if accelerator.num_processes > 1:
+        sums = replica_checksums(accelerator, trainer.model)
+        logger.info("replica parameter checksums: [%s]", ", ".join(repr(s) for s in sums))
+        if len(set(sums)) != 1:
+            raise RuntimeError(f"model replicas diverged across processes: parameter checksums {sums}")
     if writer is not None:
         writer.close()
     accelerator.wait_for_everyone()
     accelerator.end_training()
+
+
+def replica_checksums(accelerator, model) -> list[float]:
+    """Sum of all parameters of each process's replica (float64), gathered: equal when DDP kept them in sync."""
+    import torch
+
+    total = sum(p.detach().double().sum() for p in model.parameters())
+    return accelerator.gather(total.reshape(1).to(accelerator.device)).tolist()
 
 
 def _first(dataset, limit):

@@ -200,4 +200,4 @@ def mano_layer_from_config(cfg):
 def build_hflnet(cfg):
     """HFL-Net from an official config (reads base.mano_root, model.backbone_weights, train.train_part)."""
     return HFLNet(mano_layer_from_config(cfg), backbone_weights=cfg.model.backbone_weights,
-                  train_parts=cfg.train.train_part)
+                  train_parts=cfg.train.train_part, roi_res=cfg.model.roi_res)

@@ -85,18 +85,22 @@ def object_voting_loss(preds_obj: list, obj_p2d: torch.Tensor, obj_mask: torch.T
     """Dense voting loss of part 0 on the selected samples.
 
     Args:
-        preds_obj: ``[px, py, conf]``, each ``(B, 32P, 32, 21)``: keypoint x, y normalised to bbox_obj per cell,
-            and the cell's confidence.
+        preds_obj: ``[px, py, conf]``, each ``(B, R*P, R, 21)`` (R = 32 officially): keypoint x, y normalised to
+            bbox_obj per cell, and the cell's confidence.
         obj_p2d: ``(B, 21P, 2)`` GT keypoints normalised to bbox_obj.
-        obj_mask: ``(B, 32P, 32)`` object mask inside bbox_obj.
+        obj_mask: ``(B, 32P, 32)`` object mask inside bbox_obj (resampled to R x R by nearest neighbour).
         sample_mask: ``(B,)`` bool, samples that contribute.
     Returns:
         ``lambda_objects * reg + lambda_objects / 5 * conf`` (zero float when no sample is selected).
     """
-    px, py, conf = (part(p, 0, 32)[sample_mask] for p in preds_obj)
+    grid = preds_obj[0].shape[2]  # R: side of the voting grid (32 in the official models)
+    px, py, conf = (part(p, 0, grid)[sample_mask] for p in preds_obj)
     if px.shape[0] == 0:
         return zero_like(preds_obj[0])
-    mask = part(obj_mask, 0, 32)[sample_mask].to(px.dtype)[..., None]           # (N, 32, 32, 1)
+    mask = part(obj_mask, 0, obj_mask.shape[2])[sample_mask].to(px.dtype)     # (N, M, M)
+    if mask.shape[-1] != grid:  # dataset masks are 32 x 32; a smaller ROI (model.roi_res) votes on a coarser grid
+        mask = F.interpolate(mask[:, None], size=(grid, grid), mode="nearest")[:, 0]
+    mask = mask[..., None]                                                      # (N, R, R, 1)
     label = part(obj_p2d, 0, N_OBJ_KPTS)[sample_mask].to(px.dtype)              # (N, 21, 2)
     lx, ly = label[:, None, None, :, 0] * mask, label[:, None, None, :, 1] * mask  # (N, 32, 32, 21)
     px, py = px * mask, py * mask

@@ -23,7 +23,7 @@ from models.blocks.classifier_heads import (GRASPING, OCCLUDED, image_classifier
 from models.blocks.init import init_head_weights
 from models.blocks.roi import box_uv_to_grid, sample_at_uv
 from models.blocks.transformer import SlfMultiHeadAttention
-from models.hflnet import HFLNet, mano_layer_from_config
+from models.hflnet import ROI_RES, HFLNet, mano_layer_from_config
 from models.registry import register_model
 
 __all__ = ["UniHOPENet", "build_unihope"]
@@ -44,8 +44,8 @@ class UniHOPENet(HFLNet):
     switch_output_keys = ("pred_obj_conf", "pred_hand_occ")
 
     def __init__(self, mano_layer, input_size=128, obj_conf_layer_legacy=True, init_layer_weight=True,
-                 backbone_weights=None, train_parts=(0, 1)):
-        super().__init__(mano_layer, backbone_weights=backbone_weights, train_parts=train_parts)
+                 backbone_weights=None, train_parts=(0, 1), roi_res=ROI_RES):
+        super().__init__(mano_layer, backbone_weights=backbone_weights, train_parts=train_parts, roi_res=roi_res)
         self.input_size = int(input_size)
         spatial_dim = spatial_dim_for_input(self.input_size, self.base_net.stride)
         channels = self.base_net.out_channels
@@ -116,4 +116,5 @@ def build_unihope(cfg):
     return UniHOPENet(mano_layer_from_config(cfg), input_size=input_size,
                       obj_conf_layer_legacy=cfg.model.obj_conf_layer_legacy,
                       init_layer_weight=cfg.train.init_layer_weight,
-                      backbone_weights=cfg.model.backbone_weights, train_parts=cfg.train.train_part)
+                      backbone_weights=cfg.model.backbone_weights, train_parts=cfg.train.train_part,
+                      roi_res=cfg.model.roi_res)

@@ -140,3 +140,11 @@ def test_hflnet_loss_votes_on_every_sample_and_has_no_switch_terms():
     losses = build_loss(cfg)(batch, outputs)
     assert set(losses) == {"mano_total_loss", "joint2d_loss", "obj_total_loss", "total"}
     assert losses["obj_total_loss"].item() > 0
+
+
+def test_object_loss_on_a_coarser_voting_grid_resamples_the_mask():
+    preds = [torch.full((1, 16, 16, 21), v) for v in (0.7, 0.7, 0.0)]
+    mask = torch.zeros(1, 32, 32)
+    mask[:, :16] = 1  # top half, as in the 32 x 32 case above: same expected value on the 16 x 16 grid
+    loss = object_voting_loss(preds, torch.full((1, 21, 2), 0.5), mask, torch.tensor([True]), W)
+    assert loss.item() == pytest.approx(500 * 0.2 + 100 * 0.5 * math.exp(-math.sqrt(0.08)), rel=1e-5)

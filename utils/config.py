@@ -12,6 +12,7 @@ Project extensions (keys the official code does not have or ignored):
     base.seed           global seed for python / numpy / torch (official: none)
     data.root_dir       honoured (the official loaders ignored it and used ./data/<Dataset>)
     model.backbone_weights  local torchvision ResNet-50 ImageNet file, or None for random init
+    model.roi_res       side of the ROI feature maps of HFL-Net / UniHOPE (official 32; smaller is cheaper)
 
 Usage::
 
@@ -75,6 +76,7 @@ class ModelSection:
     pretrain: bool = False
     obj_conf_layer_legacy: bool = True
     backbone_weights: Optional[str] = None
+    roi_res: int = 32
     cls_model: Optional[dict] = None
     h_model: Optional[dict] = None
     ho_model: Optional[dict] = None
