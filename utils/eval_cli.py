@@ -74,7 +74,8 @@ def run_evaluation(argv, description: str, make_groups, table_name: str) -> dict
     model, loader = accelerator.prepare(model, loader)
     logger.info("evaluating %d test samples on %d process(es), device %s", len(dataset), accelerator.num_processes,
                 accelerator.device)
-    keep = ("pred_joints3d_cam", "pred_verts3d_cam", "root_joint_flip") if args.save_predictions else ()
+    is_ho3d = cfg.data.name == "HO3D"
+    keep = ("pred_joints3d_cam", "pred_verts3d_cam", "root_joint_flip") if args.save_predictions or is_ho3d else ()
     predictions = collect(model, loader, accelerator, getattr(dataset, "object_points", None),
                           cfg.metric.obj_eval_mode, keep=keep,
                           progress=lambda it: progress(it, "test", main))
@@ -82,12 +83,44 @@ def run_evaluation(argv, description: str, make_groups, table_name: str) -> dict
     accelerator.end_training()
     if not main:
         return None
-    if predictions.hand is None:
-        raise SystemExit("the test split has no GT hand meshes (e.g. HO3D evaluation): nothing to score here")
-    reports = group_reports(predictions, make_groups(predictions, cfg), cfg.metric)
-    table = write_group_reports(model_dir, reports, table_name, plots=not args.no_plots)
     if args.save_predictions:
         save_predictions(model_dir / "predictions_test.npz", predictions)
-    print(table)
+    if is_ho3d:
+        reports = ho3d_outputs(model_dir, predictions, dataset, plots=not args.no_plots)
+    elif predictions.hand is None:
+        raise SystemExit("the test split has no GT hand meshes: nothing to score")
+    else:
+        reports = group_reports(predictions, make_groups(predictions, cfg), cfg.metric)
+        print(write_group_reports(model_dir, reports, table_name, plots=not args.no_plots))
     logger.info("results written under %s", model_dir)
+    return reports
+
+
+def ho3d_outputs(model_dir: Path, predictions, dataset, plots: bool = True) -> dict:
+    """HO3D v2 evaluation split: ``<model_dir>/pred.zip`` for the official server (evaluation.txt order,
+    validated), and, when the public GT files sit in the dataset root, local scores in ``<model_dir>/ho3d_local/``
+    with the same metric definitions."""
+    import numpy as np
+
+    from utils.eval_report import write_group_reports
+    from utils.eval_submission import HO3DSubmission, load_ho3d_ground_truth
+    from utils.evaluation import HandEvaluator
+
+    joints, verts, root = (np.concatenate(predictions.saved[k]) for k in
+                           ("pred_joints3d_cam", "pred_verts3d_cam", "root_joint_flip"))
+    submission = HO3DSubmission()
+    submission.add(joints, verts, root)
+    submission.write(model_dir / "pred.zip", expected_count=len(dataset))
+    print(f"HO3D submission written: {model_dir / 'pred.zip'} ({len(joints)} samples)")
+    truth = load_ho3d_ground_truth(dataset.root)
+    if truth is None:
+        print("no evaluation_xyz.json / evaluation_verts.json in the dataset root: submit pred.zip to the server")
+        return {}
+    gt_joints, gt_verts = truth
+    if len(gt_joints) != len(joints):
+        raise SystemExit(f"HO3D ground truth has {len(gt_joints)} samples, the evaluation split {len(joints)}")
+    evaluator = HandEvaluator()
+    evaluator.add(joints, verts, gt_joints, gt_verts, gt_joints[:, 0])
+    reports = {"ho3d_local": evaluator.results()}
+    print(write_group_reports(model_dir, reports, "scores_ho3d_local_table.txt", plots=plots))
     return reports

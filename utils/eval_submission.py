@@ -22,7 +22,8 @@ from utils.hand_conventions import (
 )
 from utils.metrics.hand import root_align
 
-__all__ = ["HO3D_EVAL_SAMPLES", "ho3d_submission_arrays", "HO3DSubmission", "write_ho3d_submission"]
+__all__ = ["HO3D_EVAL_SAMPLES", "ho3d_submission_arrays", "HO3DSubmission", "write_ho3d_submission",
+           "load_ho3d_ground_truth"]
 
 HO3D_EVAL_SAMPLES = 11524  # frames listed in HO3D v2 evaluation.txt
 
@@ -58,6 +59,12 @@ def write_ho3d_submission(zip_path, joints, verts, expected_count=HO3D_EVAL_SAMP
     if len(joints) != expected_count or len(verts) != expected_count:
         raise ValueError(f"HO3D submission {zip_path}: got {len(joints)} joint and {len(verts)} vertex predictions "
                          f"but the evaluation set has {expected_count} samples (evaluation.txt); refusing to write")
+    if joints.shape[1:] != (NUM_HAND_JOINTS, 3) or verts.shape[1:] != (NUM_MANO_VERTS, 3):
+        raise ValueError(f"HO3D submission {zip_path}: expected joints (N, {NUM_HAND_JOINTS}, 3) and verts "
+                         f"(N, {NUM_MANO_VERTS}, 3), got {joints.shape} and {verts.shape}")
+    if len(joints) and not np.all(joints[..., 2] < 0):
+        raise ValueError(f"HO3D submission {zip_path}: joints must be in the OpenGL frame (all z < 0, the hand in "
+                         f"front of the camera); {int(np.sum(joints[..., 2] >= 0))} coordinates have z >= 0")
     payload = json.dumps([np.round(joints, decimals).tolist(), np.round(verts, decimals).tolist()])
     with atomic_write(zip_path, mode="wb") as f:
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -85,3 +92,26 @@ class HO3DSubmission:
         joints = np.concatenate(self._joints) if self._joints else empty[0]
         verts = np.concatenate(self._verts) if self._verts else empty[1]
         write_ho3d_submission(zip_path, joints, verts, expected_count, decimals)
+
+
+def load_ho3d_ground_truth(root):
+    """The public HO3D v2 evaluation ground truth (``evaluation_xyz.json``, ``evaluation_verts.json``, released
+    2024-11) converted to this project's convention, or None when the files are absent.
+
+    Returns:
+        joints (N, 21, 3) manopth order, verts (N, 778, 3); metres, OpenCV camera frame.
+    """
+    from pathlib import Path
+
+    from utils.hand_conventions import HO3D_TO_MANOPTH_ORDER
+
+    root = Path(root)
+    xyz_file, verts_file = root / "evaluation_xyz.json", root / "evaluation_verts.json"
+    if not (xyz_file.is_file() and verts_file.is_file()):
+        return None
+    joints = np.asarray(json.loads(xyz_file.read_text()), dtype=np.float64)
+    verts = np.asarray(json.loads(verts_file.read_text()), dtype=np.float64)
+    if joints.shape[1:] != (NUM_HAND_JOINTS, 3) or verts.shape[1:] != (NUM_MANO_VERTS, 3) or len(joints) != len(verts):
+        raise ValueError(f"{xyz_file} / {verts_file}: expected (N, 21, 3) and (N, 778, 3) arrays of the same N, "
+                         f"got {joints.shape} and {verts.shape}")
+    return reorder_joints(joints @ OPENGL_TO_OPENCV.T, HO3D_TO_MANOPTH_ORDER), verts @ OPENGL_TO_OPENCV.T
