@@ -254,10 +254,10 @@ def test_ho3d_submission_zip_order_frame_and_count(tmp_path):
 
 
 def test_write_ho3d_submission_rounds_to_micrometres(tmp_path):
-    joints, verts = np.full((1, 21, 3), 0.1234567891), np.zeros((1, 778, 3))
+    joints, verts = np.full((1, 21, 3), -0.1234567891), np.zeros((1, 778, 3))
     write_ho3d_submission(tmp_path / "pred.zip", joints, verts, expected_count=1)
     with zipfile.ZipFile(tmp_path / "pred.zip") as archive:
-        assert json.loads(archive.read("pred.json"))[0][0][0] == [0.123457] * 3
+        assert json.loads(archive.read("pred.json"))[0][0][0] == [-0.123457] * 3
 
 
 def test_object_evaluator_and_selection():
