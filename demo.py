@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent
 
 
 def unihope_config(out: Path, args) -> dict:
-    """A small UniHOPE experiment on the synthetic s0 split (non-legacy grasp head, paired training)."""
+    """A small UniHOPE on the synthetic s0 split: 64 px input, 16 x 16 ROIs, non-legacy grasp head, paired
+    training with self-distillation."""
     return {
         "base": {"exp_name": "unihope.synthetic", "model_dir": str(out / "unihope.synthetic"),
                  "mano_root": str(out / "mano"), "seed": 0},
@@ -31,7 +32,7 @@ def unihope_config(out: Path, args) -> dict:
                  "input_img_shape": [args.res, args.res], "eval_type": ["test"], "contrastive": True,
                  "use_data_aug_h": True, "use_data_aug_ho": True, "use_data_aug_h_gen": True,
                  "pair_same_data_aug": True, "filter_rule": "occ", "occ_threshold": 0.9},
-        "model": {"name": "unihope_net", "obj_conf_layer_legacy": False},
+        "model": {"name": "unihope_net", "obj_conf_layer_legacy": False, "roi_res": args.roi_res},
         "loss": {"name": "hflnet_grasping_objconf", "weight": {"c3_h": 0.1, "x_hand": 0.1, "mano_encoding": 0.5}},
         "metric": {"obj_eval_mode": "gt", "rep_threshold": 20, "add_threshold": 0.5},
         "train": {"num_epochs": args.epochs, "batch_size": args.batch_size, "num_workers": args.workers,
@@ -84,9 +85,10 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default="outputs/demo", help="everything the demo writes goes here")
     parser.add_argument("--sequences", type=int, default=50, help="synthetic sequences (>= 50 for a test split)")
     parser.add_argument("--frames", type=int, default=12, help="frames per sequence")
-    parser.add_argument("--cameras", type=int, default=2)
+    parser.add_argument("--cameras", type=int, default=1)
     parser.add_argument("--res", type=int, default=64, help="network input size (multiple of 32)")
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--roi_res", type=int, default=16, help="ROI feature size (official 32; 16 is 4x cheaper)")
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--workers", type=int, default=2, help="data-loader / render worker processes")
