@@ -8,7 +8,7 @@ import pytest
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # headless rendering in tests (entry points set it too)
 
-pytest_plugins = ["fixtures_models", "fixtures_mano", "fixtures_data", "fixtures_deocclusion"]
+pytest_plugins = ["fixtures_models", "fixtures_mano", "fixtures_data", "fixtures_deocclusion", "fixtures_mesh_assets"]
 
 
 @pytest.fixture(scope="session")

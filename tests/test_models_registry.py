@@ -1,5 +1,8 @@
 """Registry contract (every registered model builds from a config, declares its outputs, trains), the grasp
 classifier, and A+B routing (reference/official-model.md §2.1-§2.3)."""
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from fixtures_models import make_batch, model_config
@@ -18,11 +21,40 @@ HAND_OUTPUTS = {"preds_joints2d": (B, 21, 2), "preds_obj_0": GRID, "preds_obj_1"
 A_PLUS_B = {"cls_model": {"name": "classifier"}, "h_model": {"name": "hflnet", "model": {"pretrain": False}},
             "ho_model": {"name": "hflnet"}}
 
-# name -> (extra model keys, extra data keys, declared test-time outputs {key: shape})
+MANO_BASELINE_OUTPUTS = {"pred_joints3d_cam": (B, 21, 3), "pred_verts3d_cam": (B, 778, 3),
+                         "pred_mano_pose": (B, 16, 3, 3), "pred_mano_pose_aa": (B, 48), "pred_mano_shape": (B, 10),
+                         "pred_joints_img": (B, 21, 2), "pred_joints3d_w_gr": (B, 21, 3),
+                         "pred_verts3d_w_gr": (B, 778, 3), "gt_joints3d_cam": (B, 21, 3),
+                         "gt_verts3d_cam": (B, 778, 3), "gt_mano_pose": (B, 16, 3, 3), "gt_mano_shape": (B, 10),
+                         "gt_joints3d_w_gr": (B, 21, 3), "gt_verts3d_w_gr": (B, 778, 3), "joints_img": (B, 21, 2)}
+
+MESH_DECODER_OUTPUTS = {"pred_verts3d_cam": (B, 778, 3), "pred_joints3d_cam": (B, 21, 3),
+                        "pred_verts3d_w_gr": (B, 778, 3), "pred_joints3d_w_gr": (B, 21, 3),
+                        "pred_joints_img": (B, 21, 2), "gt_verts3d_cam": (B, 778, 3), "gt_joints3d_cam": (B, 21, 3),
+                        "joints_img": (B, 21, 2)}
+SIMPLE_HAND_MODEL = {k: v for k, v in json.loads(
+    (Path(__file__).resolve().parents[1] / "experiment/simplehand.dexycb_s0.h-ho_train/cfg.json").read_text())["model"].items()
+    if k != "name"}
+
+# name -> (extra model keys, extra data keys, declared test-time outputs {key: shape}); a data key
+# ``input_img_shape`` sets the input size of the run (models with a fixed size)
 CONTRACT = {
+    "hand_occ_net": ({}, {"input_img_shape": [256, 256]}, MANO_BASELINE_OUTPUTS),
+    "semi_hand": ({}, {}, MANO_BASELINE_OUTPUTS),
+    "semi_hand_object": ({}, {}, {**MANO_BASELINE_OUTPUTS, "preds_joints2d": (B, 21, 2), "preds_obj_0": GRID,
+                                  "preds_obj_1": GRID, "preds_obj_2": GRID}),
     "unihope_net": ({}, {}, {**HAND_OUTPUTS, "pred_obj_conf": (B, 2), "pred_hand_occ": (B, 2),
                              "pred_grasping": (B,)}),
     "hflnet": ({}, {}, HAND_OUTPUTS),
+    "simple_hand": (SIMPLE_HAND_MODEL, {"input_img_shape": [224, 224]},
+                    {"uv": (B, 42), "pred_joints3d_cam": (B, 21, 3), "pred_verts3d_cam": (B, 778, 3),
+                     "gt_verts3d_cam": (B, 778, 3), "gt_joints3d_cam": (B, 21, 3)}),
+    "mobrecon": ({}, {"input_img_shape": [128, 128]}, MESH_DECODER_OUTPUTS),
+    "h2onet": ({}, {"input_img_shape": [128, 128]},
+               {**MESH_DECODER_OUTPUTS, "pred_verts3d_wo_gr": (B, 778, 3), "pred_joints3d_wo_gr": (B, 21, 3),
+                "pred_glob_rot": (B, 6), "pred_glob_rot_mat": (B, 3, 3), "gt_verts3d_w_gr": (B, 778, 3),
+                "gt_joints3d_w_gr": (B, 21, 3), "gt_glob_rot": (B, 3), "gt_glob_rot_mat": (B, 3, 3),
+                "gt_verts3d_wo_gr": (B, 778, 3), "gt_joints3d_wo_gr": (B, 21, 3)}),
     "mean_pose": ({}, {}, {k: HAND_OUTPUTS[k] for k in ("pred_verts3d_cam", "pred_joints3d_cam", "gt_verts3d_cam",
                                                        "gt_joints3d_cam")}),
     "classifier": ({}, {}, {"pred_obj_conf": (B, 2), "pred_grasping": (B,)}),
@@ -62,7 +94,7 @@ def test_registered_model_contract(name, standin_mano_root):
     model_keys, data_keys, declared = CONTRACT[name]
     torch.manual_seed(0)
     model = build_model(_config(standin_mano_root, name, model_keys, data_keys))
-    batch = make_batch(B, SIZE)
+    batch = make_batch(B, data_keys.get("input_img_shape", [SIZE])[0])
     with torch.no_grad():
         out = model.eval()(batch)
     assert {k: tuple(v.shape) for k, v in out.items()} == declared
@@ -77,7 +109,7 @@ def test_registered_model_contract(name, standin_mano_root):
 
 
 def test_unknown_model_name_lists_known_models():
-    with pytest.raises(KeyError, match=r"unknown model 'unihope'.*known models: \['classifier', 'hflnet'"):
+    with pytest.raises(KeyError, match=r"unknown model 'unihope'.*known models: \['classifier', .*'hflnet'"):
         get_model_builder("unihope")
 
 
@@ -88,8 +120,8 @@ def test_duplicate_registration_is_refused():
 
 def test_unknown_sub_model_raises_the_registry_error(standin_mano_root):
     cfg = _config(standin_mano_root, "twoinone_baseline_classifier",
-                  {**A_PLUS_B, "h_model": {"name": "h2onet", "model": {"pretrain": False}}})
-    with pytest.raises(KeyError, match=r"unknown model 'h2onet'.*known models"):
+                  {**A_PLUS_B, "h_model": {"name": "kypt_transformer", "model": {"pretrain": False}}})
+    with pytest.raises(KeyError, match=r"unknown model 'kypt_transformer'.*known models"):
         build_model(cfg)
 
 

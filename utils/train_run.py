@@ -12,8 +12,8 @@ from pathlib import Path
 
 from utils.atomic import atomic_write_json
 from utils.checkpoint import load_checkpoint, load_weights, save_checkpoint
-from utils.training import (TrainState, Trainer, VALIDATION_KEYS, update_score_status, validate,
-                            validation_metrics)
+from utils.training import (TrainState, Trainer, VALIDATION_KEYS, is_per_iteration, update_score_status,
+                            validate, validation_metrics)
 
 
 class RunCheckpoints:
@@ -105,7 +105,8 @@ def fit(trainer: Trainer, state: TrainState, num_epochs: int, val_loaders: dict,
                                          lambda data: validation_metrics(data, with_global), VALIDATION_KEYS,
                                          desc=f"{split} {state.epoch}")
                          for split, loader in val_loaders.items()}
-        trainer.scheduler.step()
+        if not is_per_iteration(trainer.scheduler):
+            trainer.scheduler.step()
         state.epoch += 1
         state.step_in_epoch, state.loss_sums = 0, {}
         log_epoch(trainer, state, losses, split_metrics, logger)
@@ -132,12 +133,13 @@ def make_trainer(cfg, accelerator, model, loss_fn, train_loader, resume=None, on
                  writer=None) -> tuple[Trainer, TrainState]:
     """Optimizer and scheduler from the config, optional resume, then ``accelerator.prepare``.
 
-    The scheduler is not handed to accelerate: it is stepped once per epoch, whatever the number of processes.
+    The scheduler is not handed to accelerate: it is stepped once per epoch (or after every optimizer step for a
+    per-iteration schedule), whatever the number of processes.
     """
     from utils.training import build_optimizer, build_scheduler
 
     optimizer = build_optimizer(model.parameters(), cfg.optimizer)
-    scheduler = build_scheduler(optimizer, cfg.scheduler)
+    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch=len(train_loader))
     state = restore(resume, model, optimizer, scheduler, only_weights) if resume else TrainState()
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     trainer = Trainer(accelerator=accelerator, model=model, loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler,

@@ -43,11 +43,53 @@ def build_optimizer(parameters, optimizer_cfg) -> torch.optim.Optimizer:
     return OPTIMIZERS[optimizer_cfg.name]([p for p in parameters if p.requires_grad], optimizer_cfg)
 
 
-def build_scheduler(optimizer, scheduler_cfg):
-    """``cfg.scheduler`` -> learning-rate scheduler, stepped once per epoch."""
-    if scheduler_cfg.name not in SCHEDULERS:
-        raise KeyError(f"unknown scheduler.name {scheduler_cfg.name!r}; known: {sorted(SCHEDULERS)}")
-    return SCHEDULERS[scheduler_cfg.name](optimizer, scheduler_cfg)
+def build_scheduler(optimizer, cfg, steps_per_epoch: int):
+    """The learning-rate schedule of a run.
+
+    ``cfg.scheduler`` gives a scheduler stepped once per epoch. A config with ``optimizer.warmup_epoch`` (the
+    SimpleHand configs) gets :class:`WarmupStepLR` instead, stepped after every iteration; the official code
+    builds the configured scheduler there too but never steps it (official-data-eval.md §6).
+    ``steps_per_epoch``: optimizer steps per epoch (batches of the training loader).
+    """
+    o = cfg.optimizer
+    if o.warmup_epoch is not None:
+        return WarmupStepLR(optimizer, base_lr=o.lr if o.base_lr is None else o.base_lr,
+                            warmup_steps=o.warmup_epoch * (o.minibatch_per_epoch or steps_per_epoch),
+                            steps_per_epoch=steps_per_epoch, decay_epoch=cfg.train.num_epochs // 2)
+    if cfg.scheduler.name not in SCHEDULERS:
+        raise KeyError(f"unknown scheduler.name {cfg.scheduler.name!r}; known: {sorted(SCHEDULERS)}")
+    return SCHEDULERS[cfg.scheduler.name](optimizer, cfg.scheduler)
+
+
+def warmup_step_lr(step: int, base_lr: float, warmup_steps: int, steps_per_epoch: int, decay_epoch: int,
+                   decay: float = 0.1) -> float:
+    """SimpleHand's learning rate for optimizer step ``step`` (0-based): linear warm-up from 0 to ``base_lr``
+    over ``warmup_steps`` steps, then ``base_lr`` until epoch ``decay_epoch``, then ``base_lr * decay``."""
+    if step < warmup_steps:
+        return base_lr * step / warmup_steps
+    return base_lr if step // steps_per_epoch < decay_epoch else base_lr * decay
+
+
+class WarmupStepLR(torch.optim.lr_scheduler.LRScheduler):
+    """:func:`warmup_step_lr` as a scheduler; ``per_iteration``: the trainer steps it after every optimizer step
+    (``last_epoch`` counts optimizer steps), so a resumed run continues the schedule exactly."""
+
+    per_iteration = True
+
+    def __init__(self, optimizer, base_lr: float, warmup_steps: int, steps_per_epoch: int, decay_epoch: int):
+        if steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be positive, got {steps_per_epoch}")
+        self.schedule = dict(base_lr=float(base_lr), warmup_steps=int(warmup_steps),
+                             steps_per_epoch=int(steps_per_epoch), decay_epoch=int(decay_epoch))
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        return [warmup_step_lr(self.last_epoch, **self.schedule)] * len(self.optimizer.param_groups)
+
+
+def is_per_iteration(scheduler) -> bool:
+    """True for schedulers stepped after every optimizer step (else once per epoch)."""
+    return getattr(scheduler, "per_iteration", False)
 
 
 def step_seed(seed: int, rank: int, epoch: int, step_in_epoch: int) -> None:
@@ -166,6 +208,8 @@ class Trainer:
                 acc.clip_grad_norm_(self.model.parameters(), self.grad_norm_clip)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
+            if is_per_iteration(self.scheduler):
+                self.scheduler.step()
             values = {k: float(v.detach()) for k, v in losses.items()}
             meter.add(values)
             state.step += 1

@@ -1,8 +1,10 @@
-"""Attention blocks: the CR cross-attention transformer of HFL-Net (official ``hfl_net_hor/CR.py``) and the
+"""Attention blocks: the CR cross-attention transformer of HFL-Net (official ``hfl_net_hor/CR.py``), its
+HandOccNet variants (FIT / SET blocks: learned positional embeddings, sigmoid gate, no query residual) and the
 self-attention feature mapper of UniHOPE (official ``SlfMultiHeadAttention``, mob_recon transformer.py).
 
-Spec: reference/official-model.md §1.9 and §1.11.
+Spec: reference/official-model.md §1.9 and §1.11; official-baselines.md §3.2-§3.3 (HandOccNet ``Block``).
 """
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -45,26 +47,62 @@ class CRBlock(nn.Module):
     Queries from ``encode_query(query)``, keys / values from ``encode_key(key)`` / ``encode_value(key)``
     (1x1 convs); scaled dot-product attention over the H*W key tokens with ``num_heads`` heads; the residual
     adds the *raw* query tokens (no output projection, no norm before attention); then a pre-norm MLP.
+
+    HandOccNet variants (defaults give the CR block):
+        embedding_res: adds learned embeddings ``q_embedding`` / ``k_embedding`` (1, C, R, R) (R = this value) to
+            the query / key maps before ``encode_query`` / ``encode_key`` (values use the raw key); inputs must
+            then be R x R.
+        gated: ``encode_query2`` / ``encode_key2`` give a per-query, per-head gate
+            sigmoid(sum_keys(q2 . k2) / sqrt(d)) multiplying the attention output (FIT).
+        query_residual: False drops the raw-query residual (FIT); the MLP residual stays.
     """
 
-    def __init__(self, dim, num_heads=8, mlp_ratio=4):
+    def __init__(self, dim, num_heads=8, mlp_ratio=4, embedding_res=None, gated=False, query_residual=True):
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"CRBlock: dim {dim} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
+        self.gated = gated
+        self.query_residual = query_residual
+        self.embedding_res = embedding_res
+        if embedding_res is not None:
+            self.q_embedding = nn.Parameter(torch.randn(1, dim, embedding_res, embedding_res))
+            self.k_embedding = nn.Parameter(torch.randn(1, dim, embedding_res, embedding_res))
         self.encode_value = nn.Conv2d(dim, dim, kernel_size=1)
         self.encode_query = nn.Conv2d(dim, dim, kernel_size=1)
         self.encode_key = nn.Conv2d(dim, dim, kernel_size=1)
+        if gated:
+            self.encode_query2 = nn.Conv2d(dim, dim, kernel_size=1)
+            self.encode_key2 = nn.Conv2d(dim, dim, kernel_size=1)
         self.norm2 = nn.LayerNorm(dim, eps=1e-5)
         self.mlp = _Mlp(dim, dim * mlp_ratio)
 
+    def _embedded(self, query, key):
+        """(query, key) maps with the learned embeddings added (unchanged without embeddings)."""
+        if self.embedding_res is None:
+            return query, key
+        size = (self.embedding_res, self.embedding_res)
+        if tuple(query.shape[-2:]) != size or tuple(key.shape[-2:]) != size:
+            raise ValueError(f"CRBlock with learned embeddings needs {size} maps, got query "
+                             f"{tuple(query.shape[-2:])} and key {tuple(key.shape[-2:])}")
+        return query + self.q_embedding, key + self.k_embedding
+
     def forward(self, query, key):
         batch, channels, height, width = query.shape
-        q = _split_heads(_map_tokens(self.encode_query(query)), self.num_heads)  # (B, h, HW, d)
-        k = _split_heads(_map_tokens(self.encode_key(key)), self.num_heads)
+        query_in, key_in = self._embedded(query, key)
+        q = _split_heads(_map_tokens(self.encode_query(query_in)), self.num_heads)  # (B, h, HW, d)
+        k = _split_heads(_map_tokens(self.encode_key(key_in)), self.num_heads)
         v = _split_heads(_map_tokens(self.encode_value(key)), self.num_heads)
-        attended = _merge_heads(F.scaled_dot_product_attention(q, k, v))  # scale (C/heads)^-0.5
-        tokens = query.flatten(2).transpose(1, 2) + attended  # (B, HW, C)
+        attended = F.scaled_dot_product_attention(q, k, v)  # (B, h, HW, d), scale d^-0.5
+        if self.gated:
+            q2 = _split_heads(_map_tokens(self.encode_query2(query_in)), self.num_heads)
+            k2 = _split_heads(_map_tokens(self.encode_key2(key_in)), self.num_heads)
+            # sum over keys of q2 . k2 = q2 . (sum of k2): (B, h, HW, d) @ (B, h, d, 1) -> (B, h, HW, 1)
+            gate = torch.sigmoid(q2 @ k2.sum(dim=2).unsqueeze(-1) * q2.shape[-1] ** -0.5)
+            attended = attended * gate
+        tokens = _merge_heads(attended)  # (B, HW, C)
+        if self.query_residual:
+            tokens = query.flatten(2).transpose(1, 2) + tokens
         tokens = tokens + self.mlp(self.norm2(tokens))
         return tokens.transpose(1, 2).reshape(batch, channels, height, width)
 
@@ -72,14 +110,18 @@ class CRBlock(nn.Module):
 class CRTransformer(nn.Module):
     """Stack of ``depth`` CR blocks; each block's output becomes the next query, the key map stays fixed.
 
-    forward(query (B, C, H, W), key (B, C, H, W)) -> (B, C, H, W). Official name ``Transformer``
-    (``inp_res`` is accepted for signature parity; no positional embedding is used).
+    forward(query (B, C, H, W), key (B, C, H, W)) -> (B, C, H, W). Official name ``Transformer``.
+    ``inp_res`` is the side of the learned embeddings when ``learned_embedding`` (HandOccNet); the CR
+    transformer uses none. ``gated`` / ``query_residual`` are passed to every :class:`CRBlock`.
     """
 
-    def __init__(self, inp_res=32, dim=256, depth=1, num_heads=8, mlp_ratio=4):
+    def __init__(self, inp_res=32, dim=256, depth=1, num_heads=8, mlp_ratio=4, learned_embedding=False,
+                 gated=False, query_residual=True):
         super().__init__()
         self.inp_res = inp_res
-        self.layers = nn.ModuleList(CRBlock(dim, num_heads, mlp_ratio) for _ in range(depth))
+        embedding_res = inp_res if learned_embedding else None
+        self.layers = nn.ModuleList(CRBlock(dim, num_heads, mlp_ratio, embedding_res, gated, query_residual)
+                                    for _ in range(depth))
 
     def forward(self, query, key):
         for layer in self.layers:
