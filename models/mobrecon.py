@@ -26,27 +26,16 @@ from models.blocks.mobile import DenseStackBackbone
 from models.blocks.spiral import DSConv, SpiralMeshDecoder
 from models.mesh_assets import load_or_build_mesh_hierarchy
 from models.registry import register_model
-from utils.hand_conventions import MANO_LAYER_UNIT_SCALE, MANO_TO_MANOPTH_ORDER
+from utils.hand_conventions import MANO_LAYER_UNIT_SCALE, OFFICIAL_J21_TIP_VERTS, j21_regressor
 from utils.mano_io import load_mano_assets, resolve_mano_root
 
 __all__ = ["MobRecon", "build_mobrecon", "j21_regressor", "MeshDecoderAssets", "mesh_decoder_assets",
            "mano_gt_outputs", "gt_pose_and_shape", "load_backbone_weights", "check_input_image", "decoder_inputs_from_config",
            "J21_TIP_VERTS"]
 
-# Fingertip vertices of the official MANO.joint_regressor (thumb, index, middle, ring, little). The middle tip
-# is 445 although the MANO layer (GT joints) uses 444: an official quirk kept because the released
-# checkpoints were trained and evaluated with it (official-baselines.md §2.3, §15.5).
-J21_TIP_VERTS = (745, 317, 445, 556, 673)
+J21_TIP_VERTS = OFFICIAL_J21_TIP_VERTS
 DECODER_CHANNELS = (32, 64, 128, 256)
 INPUT_SIZE = 128
-
-
-def j21_regressor(joint_regressor):
-    """(21, 778) float32: the 16 MANO joint rows + one-hot tip rows, reordered to manopth/DexYCB order."""
-    joint_regressor = np.asarray(joint_regressor, dtype=np.float64)
-    tips = np.zeros((len(J21_TIP_VERTS), joint_regressor.shape[1]))
-    tips[np.arange(len(J21_TIP_VERTS)), list(J21_TIP_VERTS)] = 1.0
-    return np.concatenate([joint_regressor, tips])[list(MANO_TO_MANOPTH_ORDER)].astype(np.float32)
 
 
 @dataclass(frozen=True)

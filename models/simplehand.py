@@ -38,7 +38,8 @@ from torch import nn
 
 from models.blocks.mano_head import right_hand_mano_layer
 from models.registry import register_model
-from utils.hand_conventions import MANO_LAYER_UNIT_SCALE, MANO_TO_MANOPTH_ORDER, NUM_HAND_JOINTS, NUM_MANO_VERTS
+from utils.hand_conventions import (MANO_LAYER_UNIT_SCALE, NUM_HAND_JOINTS, NUM_MANO_VERTS, OFFICIAL_J21_TIP_VERTS,
+                                    j21_regressor)
 from utils.mano_io import resolve_mano_root
 
 __all__ = ["SimpleHand", "MeshHead", "AttentionBlock", "mesh_joint_regressor", "sine_position_map",
@@ -49,12 +50,6 @@ IMAGE_OFFSET = 0.5         # the network sees img - 0.5
 POOL_SIZE = INPUT_SIZE // 32
 MANO_PARAM_DIM = 58        # 48 axis-angle pose + 10 betas
 NUM_POSE_PARAMS = 48
-
-# Fingertip vertices (thumb, index, middle, ring, little) of the official J21 regressor used for predicted joints.
-# Official quirk (reference/official-baselines.md §2.3 and §15 item 5): the middle tip is vertex 445, while the
-# MANO layer that makes the GT joints uses 444 (utils.hand_conventions.FINGERTIP_VERTS_MANOPTH_RIGHT). Kept so
-# that released checkpoints give the official joints.
-OFFICIAL_J21_TIP_VERTS = (745, 317, 445, 556, 673)
 
 ATTENTION_HEADS = 4
 MLP_RATIO = 4
@@ -71,11 +66,8 @@ def mesh_joint_regressor(mano_joint_regressor: torch.Tensor, tip_verts=OFFICIAL_
     Returns:
         (21, 778): the 16 MANO rows plus one-hot tip rows, in manopth order (wrist, thumb1-4, ..., little1-4).
     """
-    num_verts = mano_joint_regressor.shape[1]
-    tips = torch.zeros(len(tip_verts), num_verts, dtype=mano_joint_regressor.dtype,
-                       device=mano_joint_regressor.device)
-    tips[torch.arange(len(tip_verts)), torch.tensor(tip_verts)] = 1.0
-    return torch.cat([mano_joint_regressor, tips])[list(MANO_TO_MANOPTH_ORDER)]
+    regressor = j21_regressor(mano_joint_regressor.detach().cpu().numpy(), tip_verts)
+    return torch.from_numpy(regressor).to(device=mano_joint_regressor.device, dtype=mano_joint_regressor.dtype)
 
 
 def sine_position_map(height: int, width: int, num_feats: int, like: torch.Tensor) -> torch.Tensor:

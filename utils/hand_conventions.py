@@ -92,3 +92,19 @@ def fingertip_verts(side: str) -> tuple[int, ...]:
     if side not in MANO_SIDES:
         raise ValueError(f"side must be one of {MANO_SIDES}, got {side!r}")
     return FINGERTIP_VERTS_MANOPTH_RIGHT if side == "right" else FINGERTIP_VERTS_MANOPTH_LEFT
+
+
+# Fingertip vertices (thumb, index, middle, ring, little) of the official 21-joint regressor ``MANO.joint_regressor``
+# used by the mesh-regressing baselines (MobRecon, H2ONet, SimpleHand). The middle tip is 445 although the MANO
+# layer that makes the GT joints uses 444: an official quirk kept because the released checkpoints were trained and
+# evaluated with it (reference/official-baselines.md §2.3, §15 item 5).
+OFFICIAL_J21_TIP_VERTS = (745, 317, 445, 556, 673)
+
+
+def j21_regressor(joint_regressor, tip_verts=OFFICIAL_J21_TIP_VERTS) -> np.ndarray:
+    """(21, V) float32 joint regressor from mesh vertices: the 16 MANO rows (MANO order, ``joint_regressor``
+    (16, V)) plus one-hot fingertip rows, reordered to manopth order (wrist, thumb1-4, ..., little1-4)."""
+    joint_regressor = np.asarray(joint_regressor, dtype=np.float64)
+    tips = np.zeros((len(tip_verts), joint_regressor.shape[1]))
+    tips[np.arange(len(tip_verts)), list(tip_verts)] = 1.0
+    return np.concatenate([joint_regressor, tips])[list(MANO_TO_MANOPTH_ORDER)].astype(np.float32)
