@@ -1,6 +1,6 @@
 """Helpers and fixtures for the model tests: configs mirroring the official ones, batches, the official key list.
 
-The key list (tests/data/unihope_state_dict_keys.txt, a copy of reference/official_model_state_dict_keys.txt)
+The key list (tests/official_keys/unihope_state_dict_keys.txt, a copy of reference/official_model_state_dict_keys.txt)
 describes DexYCB UniHOPE (128 px, legacy grasp head); the other variants are derived from it by the rules of
 reference/official-model.md §1.2, §2.1 and §2.4.
 """
@@ -11,7 +11,7 @@ import torch
 
 from utils.config import config_from_dict
 
-KEY_FILE = Path(__file__).parent / "data" / "unihope_state_dict_keys.txt"
+KEY_FILE = Path(__file__).parent / "official_keys" / "unihope_state_dict_keys.txt"
 UNIHOPE_ONLY_PREFIXES = ("obj_conf_layer.", "occ_cls_layer.", "fpn_feature_mapper.", "hand_feature_mapper.",
                          "mano_feature_mapper.")
 

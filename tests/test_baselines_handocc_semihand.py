@@ -19,7 +19,7 @@ from utils.checkpoint import CheckpointMismatchError, load_model_checkpoint
 from utils.config import apply_overrides, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent / "official_keys"
 B = 2
 SMALL = 64  # Semi-Hand input size in the tests (any multiple of 32 works; the configs use 512)
 EXPERIMENTS = {"hand_occ_net": "handoccnet.dexycb_s0.h-ho_train", "semi_hand": "semihand.dexycb_s0.h-ho_train",

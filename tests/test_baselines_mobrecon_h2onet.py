@@ -21,7 +21,7 @@ from utils.hand_conventions import MANO_TO_MANOPTH_ORDER
 from utils.mano_io import load_mano_assets
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent / "official_keys"
 EXPERIMENTS = {"mobrecon": "mobrecon.dexycb_s0.h-ho_train", "h2onet": "h2onet.dexycb_s0.h-ho_train"}
 PARAMETERS = {"mobrecon": 8_760_861, "h2onet": 26_428_472}
 B = 2

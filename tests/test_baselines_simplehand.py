@@ -16,7 +16,7 @@ from utils.config import apply_overrides, config_from_dict, load_config
 from utils.hand_conventions import MANO_TO_MANOPTH_ORDER
 
 ROOT = Path(__file__).resolve().parents[1]
-KEY_FILE = Path(__file__).parent / "data" / "keys_simplehand.txt"
+KEY_FILE = Path(__file__).parent / "official_keys" / "keys_simplehand.txt"
 EXPERIMENT = ROOT / "experiment" / "simplehand.dexycb_s0.h-ho_train"
 TIP_ROWS = (4, 8, 12, 16, 20)  # thumb .. little tips in manopth order
 

@@ -51,7 +51,7 @@ def box_uv_to_grid(uv_box, boxes, image_hw):
     Returns:
         (B, N, 2) with x = (px - W/2) / (W/2), y = (py - H/2) / (H/2), clamped to [-1, 1].
     Difference from the official code: it divides x by H/2 and y by W/2 and builds its constant with
-    ``.cuda()``; identical for the square inputs all configs use.
+    a CUDA-only tensor; identical for the square inputs all configs use.
     """
     top_left, bottom_right = boxes[:, None, :2], boxes[:, None, 2:]
     pixels = uv_box * (bottom_right - top_left) + top_left
