@@ -50,6 +50,18 @@ def test_submission_then_local_scores_from_public_ground_truth(ho3d_experiment):
     scores = json.loads((folder / "ho3d_local" / "scores.json").read_text())
     assert scores["num_samples"] == len(keys) == reports["ho3d_local"].scores["num_samples"]
     assert scores["mpjpe"] < 0.01 and scores["mpvpe"] < 0.01 and scores["f5"] == pytest.approx(100.0)
+    assert scores["sc_tr_mpjpe"] < 0.01 and scores["auc_sc_tr_j"] > 99.0
+
+
+def test_scale_translation_alignment_undoes_scale_and_shift():
+    from utils.metrics.hand import scale_translation_align
+
+    rng = np.random.default_rng(0)
+    gt = rng.normal(size=(3, 21, 3))
+    pred = 0.5 * gt + np.array([0.1, -0.2, 0.3])  # half size, shifted
+    assert np.allclose(scale_translation_align(pred, gt), gt)
+    rotated = gt @ np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]]).T  # a rotation is not undone
+    assert not np.allclose(scale_translation_align(rotated, gt), gt)
 
 
 def test_submission_writer_refuses_wrong_frame_and_count(tmp_path):

@@ -121,6 +121,19 @@ def ho3d_outputs(model_dir: Path, predictions, dataset, plots: bool = True) -> d
         raise SystemExit(f"HO3D ground truth has {len(gt_joints)} samples, the evaluation split {len(joints)}")
     evaluator = HandEvaluator()
     evaluator.add(joints, verts, gt_joints, gt_verts, gt_joints[:, 0])
-    reports = {"ho3d_local": evaluator.results()}
+    report = evaluator.results()
+    report.scores.update(ho3d_scale_translation_scores(joints, root, gt_joints))
+    reports = {"ho3d_local": report}
     print(write_group_reports(model_dir, reports, "scores_ho3d_local_table.txt", plots=plots))
     return reports
+
+
+def ho3d_scale_translation_scores(pred_joints, pred_root, gt_joints) -> dict:
+    """The HO3D script's third joint alignment (scale by the wrist -> middle-MCP bone, wrist translation):
+    ``sc_tr_mpjpe`` (mm) and ``auc_sc_tr_j`` (0-50 mm, percent)."""
+    from utils.metrics.hand import point_errors, root_align, scale_translation_align
+    from utils.metrics.pck import auc, pck_curve
+
+    joints, _ = root_align(pred_joints, None, pred_root)
+    errors = point_errors(scale_translation_align(joints, gt_joints), gt_joints)
+    return {"sc_tr_mpjpe": float(errors.mean() * 1000.0), "auc_sc_tr_j": auc(pck_curve(errors)) * 100.0}

@@ -35,6 +35,7 @@ _LABELS = {
     "obj_rep_success": "object REP success (%)", "obj_add_success": "object ADD success (%)",
     "obj_mean_rep_px": "object mean REP (px)", "obj_mean_add_mm": "object mean ADD (mm)",
     "obj_num_samples": "object samples",
+    "sc_tr_mpjpe": "MPJPE scale-trans. aligned (mm)", "auc_sc_tr_j": "AUC J scale-trans. 0-50mm (%)",
 }
 _FAMILY_TITLES = {"xyz": "joints", "xyz_al": "joints, Procrustes-aligned",
                   "mesh": "vertices", "mesh_al": "vertices, Procrustes-aligned"}

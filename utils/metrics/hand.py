@@ -110,6 +110,16 @@ def procrustes_align(pred, gt, allow_reflection=True):
     return scale[:, None, None] * np.einsum("bpj,bij->bpi", pred, rotation) + translation[:, None]
 
 
+def scale_translation_align(pred, gt, bone=(0, 9)):
+    """HO3D's ``align_sc_tr``: scale ``pred`` (B, 21, 3) so its bone ``bone`` (wrist -> middle MCP in the v2-era
+    official script; manopth order) has the GT length, then translate its wrist onto the GT wrist; new array."""
+    pred, gt = as_points(pred, "pred"), as_points(gt, "gt")
+    start, end = bone
+    scale = (np.linalg.norm(gt[:, end] - gt[:, start], axis=-1)
+             / np.linalg.norm(pred[:, end] - pred[:, start], axis=-1))[:, None, None]
+    return (pred - pred[:, start:start + 1]) * scale + gt[:, start:start + 1]
+
+
 def validation_scores(pred_joints, pred_verts, gt_joints, gt_verts, with_global=True):
     """The training-time validation metrics of the official ``compute_metric`` (mm), batch means.
 
