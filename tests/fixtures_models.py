@@ -103,3 +103,14 @@ def unihope_dexycb(standin_mano_root):
 
     torch.manual_seed(0)
     return build_model(model_config(standin_mano_root, "unihope_net", obj_conf_layer_legacy=True)).eval()
+
+
+def assert_step_trains(model, optimizer, probes):
+    """After ``backward()``: every probe parameter has a non-zero gradient and ``optimizer.step()`` changes the
+    last probe."""
+    parameters = dict(model.named_parameters())
+    for probe in probes:
+        assert parameters[probe].grad is not None and parameters[probe].grad.abs().sum() > 0, probe
+    before = parameters[probes[-1]].detach().clone()
+    optimizer.step()
+    assert not torch.equal(before, parameters[probes[-1]])

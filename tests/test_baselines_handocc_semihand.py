@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from fixtures_models import assert_step_trains
 from models.baseline_losses import ManoRegressionLoss
 from models.blocks.occlusion_attention import FeatureInjectingTransformer, SpatialGate
 from models.blocks.single_fpn import ResNetFPN
@@ -331,12 +332,7 @@ def test_training_step_on_tiny_dexycb(models, tiny_dexycb, name):
               "semi_hand": ("base_net.layer0.0.weight", "hand_head.betas", "mano_branch.shape_reg.weight"),
               "semi_hand_object": ("base_net.layer0.0.weight", "obj_head.out_conv.weight",
                                    "transformer.layers.0.encode_key.weight", "mano_branch.pose_reg.weight")}[name]
-    parameters = dict(model.named_parameters())
-    for probe in probes:
-        assert parameters[probe].grad is not None and parameters[probe].grad.abs().sum() > 0, probe
-    before = parameters[probes[-1]].detach().clone()
-    optimizer.step()
-    assert not torch.equal(before, parameters[probes[-1]])
+    assert_step_trains(model, optimizer, probes)
 
 
 # ------------------------------------------------------------------------------------------ checkpoints

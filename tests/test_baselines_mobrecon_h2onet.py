@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from fixtures_models import assert_step_trains
 from models import build_model
 from models.baseline_losses import MeshRegressionLoss, edge_length_loss, normal_vector_loss
 from models.h2onet import rot6d_to_matrix_rows
@@ -254,12 +255,7 @@ def test_training_step_on_tiny_dexycb(models, tiny_dexycb, name):
                            "backbone.uv_reg.2.0.weight"),
               "h2onet": ("backbone.pre_layer.0.0.weight", "mano_joint_reg", "decoder3d.rot_reg.fc_block.6.weight",
                          "decoder3d.head.layer.weight")}[name]
-    parameters = dict(model.named_parameters())
-    for probe in probes:
-        assert parameters[probe].grad is not None and parameters[probe].grad.abs().sum() > 0, probe
-    before = parameters[probes[-1]].detach().clone()
-    optimizer.step()
-    assert not torch.equal(before, parameters[probes[-1]])
+    assert_step_trains(model, optimizer, probes)
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
