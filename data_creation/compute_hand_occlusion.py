@@ -28,7 +28,7 @@ from datasets.dexycb_index import load_index
 from datasets.dexycb_splits import parse_split_name
 from datasets.geometry import mesh_silhouette
 from models.mano import ManoLayer
-from utils.atomic import atomic_write
+from datasets.label_files import write_label_dict
 from utils.mano_io import load_mano_assets, resolve_mano_root
 
 HAND_LABEL = 255
@@ -87,10 +87,7 @@ def occlusion_ratios(root: str | Path, setup: str, split: str, mano_root: str | 
 def write_occlusion_file(root: str | Path, setup: str, split: str, mano_root: str | Path) -> tuple[Path, dict]:
     """Write ``<root>/hand_occ_{setup}_{split}.npy``; returns (path, ratios)."""
     ratios = occlusion_ratios(root, setup, split, mano_root)
-    path = Path(root) / f"hand_occ_{setup}_{split}.npy"
-    with atomic_write(path, "wb") as f:
-        np.save(f, np.array(ratios, dtype=object), allow_pickle=True)
-    return path, ratios
+    return write_label_dict(Path(root) / f"hand_occ_{setup}_{split}.npy", ratios), ratios
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ import torch
 
 from data_creation.make_tiny_dexycb import HAND_COLOUR, OBJECT_COLOURS, paint_layers
 from datasets.geometry import convex_silhouette, mesh_silhouette, project_points
+from datasets.label_files import write_label_dict
 from models.mano import ManoLayer
 from utils.hand_conventions import FINGERTIP_VERTS_HO3D, MANOPTH_TO_HO3D_ORDER, OPENGL_TO_OPENCV
 from utils.mano_io import load_mano_assets
@@ -125,7 +126,7 @@ def write_tiny_ho3d(root: str | Path, mano_root: str | Path, seed: int = 0, fram
     (root / "evaluation.txt").write_text("\n".join(manifest["evaluation"]) + "\n")
     for part, file_name in (("train", "grasp_trainval.npy"), ("evaluation", "grasp_test.npy")):
         labels = {key: value["grasping"] for key, value in manifest[part].items()}
-        np.save(root / file_name, np.array(labels, dtype=object), allow_pickle=True)
+        write_label_dict(root / file_name, labels)
     return manifest
 
 

@@ -21,7 +21,7 @@ from datasets.dexycb import annotation_file
 from datasets.dexycb_index import load_index
 from datasets.dexycb_splits import parse_split_name
 from datasets.geometry import rotation_angle_deg
-from utils.atomic import atomic_write
+from datasets.label_files import write_label_dict
 
 ROTATION_THRESHOLD_DEG = 5.0
 TRANSLATION_THRESHOLD_M = 0.05
@@ -72,10 +72,7 @@ def grasp_labels(root: str | Path, setup: str, split: str) -> dict[str, bool]:
 def write_grasp_file(root: str | Path, setup: str, split: str) -> tuple[Path, dict]:
     """Write ``<root>/grasp_{setup}_{split}.npy``; returns (path, labels)."""
     labels = grasp_labels(root, setup, split)
-    path = Path(root) / f"grasp_{setup}_{split}.npy"
-    with atomic_write(path, "wb") as f:
-        np.save(f, np.array(labels, dtype=object), allow_pickle=True)
-    return path, labels
+    return write_label_dict(Path(root) / f"grasp_{setup}_{split}.npy", labels), labels
 
 
 def main() -> None:

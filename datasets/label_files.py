@@ -27,6 +27,17 @@ def load_label_dict(path: str | Path) -> dict:
     return labels
 
 
+def write_label_dict(path: str | Path, labels: dict) -> Path:
+    """Write ``labels`` (sample key -> bool / float) as the authors' 0-d object-array ``.npy`` label file
+    (``grasp_*.npy``, ``hand_occ_*.npy``), atomically; the counterpart of :func:`load_label_dict`."""
+    from utils.atomic import atomic_write
+
+    path = Path(path)
+    with atomic_write(path, "wb") as f:
+        np.save(f, np.array(labels, dtype=object), allow_pickle=True)
+    return path
+
+
 def labels_for_keys(labels: dict, keys: Sequence[str], path: str | Path, dtype) -> np.ndarray:
     """Array of the labels of ``keys`` in order; a missing key raises KeyError naming the file and the key."""
     out = np.empty(len(keys), dtype=dtype)
