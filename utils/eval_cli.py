@@ -23,6 +23,8 @@ def eval_parser(description: str):
     parser.add_argument("--save_predictions", action="store_true",
                         help="also write per-sample predictions to <model_dir>/predictions_test.npz")
     parser.add_argument("--no_plots", action="store_true", help="skip the PCK plot PNGs")
+    parser.add_argument("--sheet", type=int, default=0, metavar="N",
+                        help="also draw the predicted hand mesh over N test images: <model_dir>/prediction_sheet.png")
     return parser
 
 
@@ -92,8 +94,22 @@ def run_evaluation(argv, description: str, make_groups, table_name: str) -> dict
     else:
         reports = group_reports(predictions, make_groups(predictions, cfg), cfg.metric)
         print(write_group_reports(model_dir, reports, table_name, plots=not args.no_plots))
+    if args.sheet > 0:
+        sheet = prediction_sheet(model_dir, accelerator.unwrap_model(model), dataset, args.sheet, cfg,
+                                 accelerator.device, predictions)
+        logger.info("prediction sheet: %s", sheet)
     logger.info("results written under %s", model_dir)
     return reports
+
+
+def prediction_sheet(model_dir: Path, model, dataset, count: int, cfg, device, predictions) -> Path:
+    """``<model_dir>/prediction_sheet.png``: the predicted mesh over ``count`` test images, with J-PE when known."""
+    from utils.mano_io import load_mano_assets, resolve_mano_root
+    from utils.prediction_sheet import sheet_for_run
+
+    faces = load_mano_assets(resolve_mano_root(cfg.base.mano_root), "right").faces
+    errors = predictions.hand.joint_errors_mm if predictions.hand is not None else None
+    return sheet_for_run(model_dir / "prediction_sheet.png", model, dataset, count, faces, device, errors)
 
 
 def ho3d_outputs(model_dir: Path, predictions, dataset, plots: bool = True) -> dict:

@@ -113,6 +113,11 @@ class HandEvaluator:
         return self._all()["grasp"].copy()
 
     @property
+    def joint_errors_mm(self):
+        """(N,) per-sample root-aligned mean joint error (J-PE), mm."""
+        return self._all()["xyz_mean"] * 1000.0
+
+    @property
     def occlusion_ratios(self):
         """(N,) float64, NaN where unknown."""
         return self._all()["occ"].copy()
