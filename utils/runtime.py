@@ -77,3 +77,16 @@ def progress(iterable, desc: str, main_process: bool = True, **kwargs):
 
     disable = (not main_process) or os.environ.get("TQDM_DISABLE") == "1"
     return tqdm(iterable, desc=desc, disable=disable, dynamic_ncols=True, **kwargs)
+
+
+def fast_bf16_available(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """True when bfloat16 autocast is likely to speed training up here: a CUDA device with bf16 support, or a CPU
+    with native bf16 instructions (``avx512_bf16`` or ``amx_bf16`` in ``cpuinfo``; without them CPU bf16 is
+    emulated and slower than float32)."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path(cpuinfo).read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags

@@ -1,0 +1,16 @@
+"""utils.runtime.fast_bf16_available: reads the CPU's bf16 instruction flags."""
+import torch
+
+from utils.runtime import fast_bf16_available
+
+
+def test_bf16_follows_the_cpu_flags(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor : 0\nflags : fpu sse2 avx2 avx512f avx512bw\n")
+    assert not fast_bf16_available(info)
+    info.write_text("processor : 0\nflags : fpu sse2 avx512f avx512_bf16\n")
+    assert fast_bf16_available(info)
+    info.write_text("flags : fpu amx_bf16 amx_tile\n")
+    assert fast_bf16_available(info)
+    assert not fast_bf16_available(tmp_path / "missing")
