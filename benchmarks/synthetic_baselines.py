@@ -1,0 +1,145 @@
+"""The earlier methods, each trained for a few minutes on the demo's synthetic data, against the trivial baseline.
+
+    python -m benchmarks.synthetic_baselines --data outputs/demo/data --mano_root outputs/demo/mano \\
+        --out outputs/synthetic_baselines [--models handoccnet mobrecon] [--steps_scale 1.0]
+
+Run ``make demo`` first (it renders the synthetic DexYCB-format tree and its label files). Each method starts from
+its official DexYCB s0 experiment folder (``experiment/<method>.dexycb_s0.h-ho_train/cfg.json``), pointed at the
+synthetic tree, with the CPU-sized changes listed in ``CPU_SETTINGS`` (batch size, learning rate, input size where
+the architecture allows it, SimpleHand's small timm backbone); ``train.py --stop_after_steps`` trains it and
+``eval.py`` scores ``model_latest.pth`` on the synthetic s0 test split. The mean-pose baseline (mean training
+pose at the GT root) is fitted and scored the same way. Prints, and writes to ``<out>/results.json`` and
+``<out>/results_table.txt``: J-PE, PA-J-PE, V-PE, PA-V-PE (mm), the J-PE ratio to the baseline, steps and minutes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# method -> (official experiment folder, steps, config overrides applied on top of it)
+CPU_SETTINGS = {
+    "handoccnet": ("handoccnet.dexycb_s0.h-ho_train", 150, {
+        "train": {"batch_size": 8}, "optimizer": {"lr": 3e-4}}),  # 256 px is fixed by the architecture
+    "h2onet": ("h2onet.dexycb_s0.h-ho_train", 300, {
+        "train": {"batch_size": 16}, "optimizer": {"lr": 3e-4}}),
+    "mobrecon": ("mobrecon.dexycb_s0.h-ho_train", 300, {
+        "train": {"batch_size": 16}}),
+    "semihand": ("semihand.dexycb_s0.h-ho_train", 200, {
+        "data": {"input_img_shape": [128, 128]}, "train": {"batch_size": 8}, "optimizer": {"lr": 3e-4}}),
+    "simplehand": ("simplehand.dexycb_s0.h-ho_train", 200, {
+        "data": {"input_img_shape": [128, 128]}, "train": {"batch_size": 16},
+        "model": {"BACKBONE": {"model_name": "fastvit_t8", "out_feature_channel": 768, "drop_path_rate": 0.0},
+                  "UV_HEAD": {"in_features": 768}, "MESH_HEAD": {"in_channels": 768}},
+        "optimizer": {"lr": 1e-3, "base_lr": 1e-3, "warmup_epoch": 1, "minibatch_per_epoch": 20}}),
+}
+REPORTED = (("mpjpe", "J-PE"), ("pa_mpjpe", "PA-J-PE"), ("mpvpe", "V-PE"), ("pa_mpvpe", "PA-V-PE"))
+
+
+def merge(base: dict, changes: dict) -> dict:
+    """``base`` with ``changes`` applied recursively (nested dicts merged, other values replaced)."""
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = merge(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def method_config(method: str, folder: Path, data: Path, mano_root: Path, workers: int) -> dict:
+    official, _, changes = CPU_SETTINGS[method]
+    cfg = json.loads((ROOT / "experiment" / official / "cfg.json").read_text())
+    common = {"base": {"exp_name": f"{method}.synthetic", "model_dir": str(folder), "mano_root": str(mano_root),
+                       "seed": 0},
+              "data": {"root_dir": str(data), "data_split": "s0", "eval_type": ["test"]},
+              "train": {"num_epochs": 1000, "num_workers": workers}, "test": {"batch_size": 16, "num_workers": workers},
+              "summary": {"save_summary_steps": 10, "save_mid_freq": 0, "save_latest_freq": 1}}
+    return merge(merge(cfg, common), changes)
+
+
+def mean_pose_config(folder: Path, data: Path, mano_root: Path) -> dict:
+    return {"base": {"exp_name": "mean_pose.synthetic", "model_dir": str(folder), "mano_root": str(mano_root)},
+            "data": {"name": "DEX_YCB", "root_dir": str(data), "data_split": "s0", "input_img_shape": [64, 64],
+                     "eval_type": ["test"]},
+            "model": {"name": "mean_pose"}, "test": {"batch_size": 32, "num_workers": 0}}
+
+
+def run(cmd: list[str], log: Path) -> float:
+    """Run a repository script, output to ``log``; returns the wall time in minutes."""
+    start = time.time()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1",
+           "PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", "egl")}
+    with open(log, "a") as handle:
+        result = subprocess.run(cmd, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    if result.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed (exit {result.returncode}); see {log}")
+    return (time.time() - start) / 60.0
+
+
+def write_config(folder: Path, cfg: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "cfg.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    return folder
+
+
+def scores(folder: Path) -> dict:
+    return json.loads((folder / "all" / "scores.json").read_text())
+
+
+def results_table(rows: list[dict]) -> str:
+    header = ["method", *(label + " (mm)" for _, label in REPORTED), "J-PE ratio", "steps", "train min"]
+    lines = [header] + [[row["method"], *(f"{row[key]:.1f}" for key, _ in REPORTED), f"{row['ratio']:.2f}",
+                         str(row["steps"]), f"{row['minutes']:.1f}"] for row in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = [" | ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in lines]
+    return "\n".join([text[0], "-+-".join("-" * width for width in widths), *text[1:]])
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="outputs/demo/data", help="synthetic DexYCB-format tree (make demo)")
+    parser.add_argument("--mano_root", default="outputs/demo/mano")
+    parser.add_argument("--out", default="outputs/synthetic_baselines")
+    parser.add_argument("--models", nargs="+", default=list(CPU_SETTINGS), choices=list(CPU_SETTINGS))
+    parser.add_argument("--steps_scale", type=float, default=1.0, help="multiply every method's step count")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    data, mano_root, out = (Path(p).resolve() for p in (args.data, args.mano_root, args.out))
+    if not (data / "dex_ycb_s0_test_data.json").is_file():
+        raise SystemExit(f"{data} has no dex_ycb_s0_test_data.json: run `make demo` (or make_synthetic) first")
+    py = sys.executable
+
+    trivial = write_config(out / "mean_pose", mean_pose_config(out / "mean_pose", data, mano_root))
+    run([py, "-m", "data_creation.fit_mean_pose", "--model_dir", str(trivial)], trivial / "run.log")
+    run([py, "eval.py", "--model_dir", str(trivial), "--resume", str(trivial / "model_mean.pth"), "--no_plots"],
+        trivial / "run.log")
+    baseline = scores(trivial)
+    rows = [{"method": "mean pose (trivial)", **{k: baseline[k] for k, _ in REPORTED}, "ratio": 1.0, "steps": 0,
+             "minutes": 0.0}]
+    for method in args.models:
+        steps = max(1, round(CPU_SETTINGS[method][1] * args.steps_scale))
+        folder = write_config(out / method, method_config(method, out / method, data, mano_root, args.workers))
+        print(f"{method}: training {steps} steps ...", flush=True)
+        minutes = run([py, "train.py", "--model_dir", str(folder), "--skip_evaluate", "--stop_after_steps",
+                       str(steps)], folder / "run.log")
+        run([py, "eval.py", "--model_dir", str(folder), "--resume", str(folder / "model_latest.pth"), "--no_plots"],
+            folder / "run.log")
+        result = scores(folder)
+        rows.append({"method": method, **{k: result[k] for k, _ in REPORTED},
+                     "ratio": result["mpjpe"] / baseline["mpjpe"], "steps": steps, "minutes": minutes})
+        print(results_table(rows[-1:]), flush=True)
+    table = results_table(rows)
+    from utils.atomic import atomic_write_json, atomic_write_text
+
+    atomic_write_json(out / "results.json", rows)
+    atomic_write_text(out / "results_table.txt", table + "\n")
+    print(f"\nsynthetic s0 test split ({baseline['num_samples']} samples)\n{table}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
