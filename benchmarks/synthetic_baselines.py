@@ -50,13 +50,15 @@ def merge(base: dict, changes: dict) -> dict:
     return out
 
 
-def method_config(method: str, folder: Path, data: Path, mano_root: Path, workers: int) -> dict:
+def method_config(method: str, folder: Path, data: Path, mano_root: Path, workers: int,
+                  mixed_precision: str = "no") -> dict:
     official, _, changes = CPU_SETTINGS[method]
     cfg = json.loads((ROOT / "experiment" / official / "cfg.json").read_text())
     common = {"base": {"exp_name": f"{method}.synthetic", "model_dir": str(folder), "mano_root": str(mano_root),
                        "seed": 0},
               "data": {"root_dir": str(data), "data_split": "s0", "eval_type": ["test"]},
-              "train": {"num_epochs": 1000, "num_workers": workers}, "test": {"batch_size": 16, "num_workers": workers},
+              "train": {"num_epochs": 1000, "num_workers": workers, "mixed_precision": mixed_precision},
+              "test": {"batch_size": 16, "num_workers": workers},
               "summary": {"save_summary_steps": 10, "save_mid_freq": 0, "save_latest_freq": 1}}
     return merge(merge(cfg, common), changes)
 
@@ -107,11 +109,16 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--models", nargs="+", default=list(CPU_SETTINGS), choices=list(CPU_SETTINGS))
     parser.add_argument("--steps_scale", type=float, default=1.0, help="multiply every method's step count")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--mixed_precision", default="auto", choices=["auto", "no", "bf16"],
+                        help="training precision (auto: bf16 when the CPU/GPU has native bf16 instructions)")
     args = parser.parse_args(argv)
     data, mano_root, out = (Path(p).resolve() for p in (args.data, args.mano_root, args.out))
     if not (data / "dex_ycb_s0_test_data.json").is_file():
         raise SystemExit(f"{data} has no dex_ycb_s0_test_data.json: run `make demo` (or make_synthetic) first")
     py = sys.executable
+    from utils.runtime import resolve_mixed_precision
+
+    precision = resolve_mixed_precision(args.mixed_precision)
 
     trivial = write_config(out / "mean_pose", mean_pose_config(out / "mean_pose", data, mano_root))
     run([py, "-m", "data_creation.fit_mean_pose", "--model_dir", str(trivial)], trivial / "run.log")
@@ -122,7 +129,8 @@ def main(argv=None) -> list[dict]:
              "minutes": 0.0}]
     for method in args.models:
         steps = max(1, round(CPU_SETTINGS[method][1] * args.steps_scale))
-        folder = write_config(out / method, method_config(method, out / method, data, mano_root, args.workers))
+        folder = write_config(out / method, method_config(method, out / method, data, mano_root, args.workers,
+                                                                   precision))
         print(f"{method}: training {steps} steps ...", flush=True)
         minutes = run([py, "train.py", "--model_dir", str(folder), "--skip_evaluate", "--stop_after_steps",
                        str(steps)], folder / "run.log")

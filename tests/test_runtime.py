@@ -14,3 +14,14 @@ def test_bf16_follows_the_cpu_flags(tmp_path, monkeypatch):
     info.write_text("flags : fpu amx_bf16 amx_tile\n")
     assert fast_bf16_available(info)
     assert not fast_bf16_available(tmp_path / "missing")
+
+
+def test_mixed_precision_choice(monkeypatch):
+    import utils.runtime as runtime
+
+    monkeypatch.setattr(runtime, "fast_bf16_available", lambda: True)
+    assert runtime.resolve_mixed_precision("auto") == "bf16"
+    assert runtime.resolve_mixed_precision("no") == "no"
+    monkeypatch.setattr(runtime, "fast_bf16_available", lambda: False)
+    assert runtime.resolve_mixed_precision("auto") == "no"
+    assert runtime.resolve_mixed_precision("bf16") == "bf16"
