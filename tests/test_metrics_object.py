@@ -145,7 +145,9 @@ def test_success_rates_per_class_and_sample_weighted():
     assert result["ADD"]["002_master_chef_can"] == 0.5 and result["ADD"]["024_bowl"] == 0.0
     assert result["ADD"]["average"] == pytest.approx(1 / 3)
     assert math.isnan(result["ADD"]["025_mug"]) and result["num_samples"] == 3
-    assert result["mean_rep_px"] == pytest.approx(10 / 3) and result["mean_add_mm"] == pytest.approx(71 / 3)
+    assert result["median_rep_px"] == pytest.approx(3.0) and result["median_add_mm"] == pytest.approx(20.0)
+    failed_pnp = object_success_rates([1.0, 2.0, 4e20], [0.001, 0.003, 1e20], [1, 1, 1], {1: 0.2})
+    assert failed_pnp["median_rep_px"] == pytest.approx(2.0) and failed_pnp["median_add_mm"] == pytest.approx(3.0)
     loose = object_success_rates([19.0], [0.04], [13], {13: 0.1}, rep_threshold=20, add_threshold=0.5)
     assert loose["REP"]["average"] == 1.0 and loose["ADD"]["average"] == 1.0
     with pytest.raises(KeyError, match=r"no entry for class ids \[2\]"):

@@ -33,7 +33,7 @@ _LABELS = {
     "grasp_accuracy": "grasp accuracy", "grasp_precision": "grasp precision", "grasp_recall": "grasp recall",
     "grasp_num_samples": "grasp samples",
     "obj_rep_success": "object REP success (%)", "obj_add_success": "object ADD success (%)",
-    "obj_mean_rep_px": "object mean REP (px)", "obj_mean_add_mm": "object mean ADD (mm)",
+    "obj_median_rep_px": "object median REP (px)", "obj_median_add_mm": "object median ADD (mm)",
     "obj_num_samples": "object samples",
     "sc_tr_mpjpe": "MPJPE scale-trans. aligned (mm)", "auc_sc_tr_j": "AUC J scale-trans. 0-50mm (%)",
 }

@@ -143,7 +143,7 @@ def group_reports(predictions: Predictions, groups: dict, metric_cfg) -> dict:
                 rates = predictions.objects.results(selected, metric_cfg.rep_threshold, metric_cfg.add_threshold)
                 report.scores.update(obj_rep_success=100.0 * rates["REP"]["average"],
                                      obj_add_success=100.0 * rates["ADD"]["average"],
-                                     obj_mean_rep_px=rates["mean_rep_px"], obj_mean_add_mm=rates["mean_add_mm"],
+                                     obj_median_rep_px=rates["median_rep_px"], obj_median_add_mm=rates["median_add_mm"],
                                      obj_num_samples=rates["num_samples"], object=rates)
         reports[name] = report
     return reports

@@ -178,8 +178,9 @@ def object_success_rates(rep_px, add_m, class_ids, diameters, rep_threshold=5.0,
         class_names: {class_id: name}; every class gets an entry (NaN when it has no sample).
 
     Returns:
-        ``{"REP": {name: rate, ..., "average": rate}, "ADD": {...}, "mean_rep_px", "mean_add_mm",
-        "num_samples"}``; rates in [0, 1], "average" = successes / samples over all classes.
+        ``{"REP": {name: rate, ..., "average": rate}, "ADD": {...}, "median_rep_px",
+        "median_add_mm", "num_samples"}``; rates in [0, 1], "average" = successes / samples over all classes. The
+        typical errors are medians: a failed PnP can return a translation of 1e20 m, which would swamp a mean.
     """
     rep_px, add_m = np.asarray(rep_px, dtype=np.float64), np.asarray(add_m, dtype=np.float64)
     class_ids = np.asarray(class_ids).reshape(-1)
@@ -194,7 +195,7 @@ def object_success_rates(rep_px, add_m, class_ids, diameters, rep_threshold=5.0,
                      for cid, name in class_names.items()}
         per_class["average"] = float(ok.mean()) if len(ok) else float("nan")
         result[metric] = per_class
-    result["mean_rep_px"] = float(rep_px.mean()) if len(rep_px) else float("nan")
-    result["mean_add_mm"] = float(add_m.mean() * 1000.0) if len(add_m) else float("nan")
+    result["median_rep_px"] = float(np.median(rep_px)) if len(rep_px) else float("nan")
+    result["median_add_mm"] = float(np.median(add_m) * 1000.0) if len(add_m) else float("nan")
     result["num_samples"] = int(len(class_ids))
     return result
