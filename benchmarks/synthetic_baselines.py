@@ -33,8 +33,8 @@ CPU_SETTINGS = {
         "train": {"batch_size": 16}}),
     "semihand": ("semihand.dexycb_s0.h-ho_train", 200, {
         "data": {"input_img_shape": [128, 128]}, "train": {"batch_size": 8}, "optimizer": {"lr": 3e-4}}),
-    "simplehand": ("simplehand.dexycb_s0.h-ho_train", 200, {
-        "data": {"input_img_shape": [128, 128]}, "train": {"batch_size": 16},
+    "simplehand": ("simplehand.dexycb_s0.h-ho_train", 200, {  # 224 px is fixed by the architecture
+        "train": {"batch_size": 16},
         "model": {"BACKBONE": {"model_name": "fastvit_t8", "out_feature_channel": 768, "drop_path_rate": 0.0},
                   "UV_HEAD": {"in_features": 768}, "MESH_HEAD": {"in_channels": 768}},
         "optimizer": {"lr": 1e-3, "base_lr": 1e-3, "warmup_epoch": 1, "minibatch_per_epoch": 20}}),
