@@ -40,14 +40,6 @@ def unihope_config(out: Path, args) -> dict:
     return cfg
 
 
-def mean_pose_config(out: Path) -> dict:
-    return {"base": {"exp_name": "mean_pose.synthetic", "model_dir": str(out / "mean_pose.synthetic"),
-                     "mano_root": str(out / "mano")},
-            "data": {"name": "DEX_YCB", "root_dir": str(out / "data"), "data_split": "s0",
-                     "input_img_shape": [64, 64], "eval_type": ["test"]},
-            "model": {"name": "mean_pose"}, "test": {"batch_size": 32, "num_workers": 0}}
-
-
 def run(step: str, cmd: list[str]) -> None:
     """Run one pipeline command from the repository root, streaming its output."""
     print(f"\n=== {step}\n$ {' '.join(cmd)}", flush=True)
@@ -55,12 +47,6 @@ def run(step: str, cmd: list[str]) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", "egl")}
     subprocess.run(cmd, cwd=ROOT, env=env, check=True)
     print(f"=== {step}: {time.time() - start:.0f} s", flush=True)
-
-
-def write_config(folder: Path, cfg: dict) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "cfg.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    return folder
 
 
 def summary(out: Path) -> str:
@@ -96,6 +82,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     py = sys.executable
+    from data_creation.fit_mean_pose import mean_pose_config
+    from utils.config import write_experiment
 
     if not (out / "mano" / "MANO_RIGHT.pkl").is_file():
         run("stand-in hand model", [py, "-m", "data_creation.make_standin_mano", "--out", str(out / "mano")])
@@ -104,13 +92,14 @@ def main(argv=None) -> None:
             [py, "-m", "data_creation.make_synthetic", "--out", str(out / "data"), "--mano_root", str(out / "mano"),
              "--sequences", str(args.sequences), "--frames", str(args.frames), "--cameras", str(args.cameras),
              "--workers", str(args.workers), "--prepare", "s0", "--sheet", str(out / "synthetic_sheet.png")])
-    trivial = write_config(out / "mean_pose.synthetic", mean_pose_config(out))
+    trivial = write_experiment(out / "mean_pose.synthetic",
+                               mean_pose_config(out / "mean_pose.synthetic", out / "data", out / "mano"))
     if not (trivial / "model_mean.pth").is_file():
         run("trivial baseline: fit the mean training pose", [py, "-m", "data_creation.fit_mean_pose",
                                                               "--model_dir", str(trivial)])
     run("trivial baseline: eval.py", [py, "eval.py", "--model_dir", str(trivial), "--resume",
                                       str(trivial / "model_mean.pth"), "--no_plots"])
-    experiment = write_config(out / "unihope.synthetic", unihope_config(out, args))
+    experiment = write_experiment(out / "unihope.synthetic", unihope_config(out, args))
     latest = experiment / "model_latest.pth"
     resume = ["--resume", str(latest)] if latest.is_file() else []
     run("train UniHOPE on the CPU", [py, "train.py", "--model_dir", str(experiment), *resume])

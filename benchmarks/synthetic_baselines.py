@@ -63,13 +63,6 @@ def method_config(method: str, folder: Path, data: Path, mano_root: Path, worker
     return merge(merge(cfg, common), changes)
 
 
-def mean_pose_config(folder: Path, data: Path, mano_root: Path) -> dict:
-    return {"base": {"exp_name": "mean_pose.synthetic", "model_dir": str(folder), "mano_root": str(mano_root)},
-            "data": {"name": "DEX_YCB", "root_dir": str(data), "data_split": "s0", "input_img_shape": [64, 64],
-                     "eval_type": ["test"]},
-            "model": {"name": "mean_pose"}, "test": {"batch_size": 32, "num_workers": 0}}
-
-
 def run(cmd: list[str], log: Path) -> float:
     """Run a repository script, output to ``log``; returns the wall time in minutes."""
     start = time.time()
@@ -80,12 +73,6 @@ def run(cmd: list[str], log: Path) -> float:
     if result.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed (exit {result.returncode}); see {log}")
     return (time.time() - start) / 60.0
-
-
-def write_config(folder: Path, cfg: dict) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "cfg.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    return folder
 
 
 def scores(folder: Path) -> dict:
@@ -116,12 +103,14 @@ def main(argv=None) -> list[dict]:
     if not (data / "dex_ycb_s0_test_data.json").is_file():
         raise SystemExit(f"{data} has no dex_ycb_s0_test_data.json: run `make demo` (or make_synthetic) first")
     py = sys.executable
+    from data_creation.fit_mean_pose import mean_pose_config
     from utils.atomic import atomic_write_json, atomic_write_text
+    from utils.config import write_experiment
     from utils.runtime import resolve_mixed_precision
 
     precision = resolve_mixed_precision(args.mixed_precision)
 
-    trivial = write_config(out / "mean_pose", mean_pose_config(out / "mean_pose", data, mano_root))
+    trivial = write_experiment(out / "mean_pose", mean_pose_config(out / "mean_pose", data, mano_root))
     run([py, "-m", "data_creation.fit_mean_pose", "--model_dir", str(trivial)], trivial / "run.log")
     run([py, "eval.py", "--model_dir", str(trivial), "--resume", str(trivial / "model_mean.pth"), "--no_plots"],
         trivial / "run.log")
@@ -131,7 +120,7 @@ def main(argv=None) -> list[dict]:
     for method in args.models:
         steps = max(1, round(CPU_SETTINGS[method][1] * args.steps_scale))
         cfg = method_config(method, out / method, data, mano_root, args.workers, precision)
-        folder = write_config(out / method, cfg)
+        folder = write_experiment(out / method, cfg)
         print(f"{method}: training {steps} steps ...", flush=True)
         minutes = run([py, "train.py", "--model_dir", str(folder), "--skip_evaluate", "--stop_after_steps",
                        str(steps)], folder / "run.log")

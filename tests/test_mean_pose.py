@@ -47,3 +47,15 @@ def test_mean_pose_evaluates_with_eval_py(tmp_path, tiny_dexycb):
     scores = json.loads((tmp_path / "all" / "scores.json").read_text())
     assert scores["num_samples"] == reports["all"].scores["num_samples"] > 0
     assert 1.0 < scores["mpjpe"] < 200.0 and np.isfinite(scores["pa_mpjpe"])
+
+
+def test_mean_pose_config_written_as_an_experiment_loads(tmp_path):
+    from data_creation.fit_mean_pose import mean_pose_config
+    from utils.config import load_config, write_experiment
+
+    folder = write_experiment(tmp_path / "mean_pose.x", mean_pose_config(tmp_path / "mean_pose.x", tmp_path / "d",
+                                                                         tmp_path / "m", split="s1"))
+    cfg = load_config(folder)
+    assert cfg.model.name == "mean_pose" and cfg.data.data_split == "s1" and cfg.base.exp_name == "mean_pose.x"
+    assert cfg.data.root_dir == str(tmp_path / "d") and cfg.base.mano_root == str(tmp_path / "m")
+    assert json.loads((folder / "cfg.json").read_text())["test"]["batch_size"] == 32

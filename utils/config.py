@@ -291,3 +291,13 @@ def save_config(cfg: Config, path: str | Path) -> None:
     from utils.atomic import atomic_write_json
 
     atomic_write_json(path, cfg.to_dict())
+
+
+def write_experiment(folder: str | Path, raw: dict) -> Path:
+    """Create ``folder`` with ``raw`` (a plain config dict) as its ``cfg.json`` (atomically); returns the folder."""
+    from utils.atomic import atomic_write_text
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "cfg.json", json.dumps(raw, indent=2) + "\n")
+    return folder
