@@ -21,9 +21,8 @@ MESH_ALPHA = 0.65
 
 def sheet_indices(num_samples: int, count: int) -> np.ndarray:
     """``count`` test-sample indices spread evenly over ``num_samples`` (all of them if fewer)."""
-    count = min(int(count), int(num_samples))
-    return np.unique(np.linspace(0, num_samples - 1, count).round().astype(np.int64)) if count > 0 else \
-        np.empty(0, np.int64)
+    count = max(0, min(int(count), int(num_samples)))
+    return np.unique(np.linspace(0, num_samples - 1, count).round().astype(np.int64))
 
 
 def placed_vertices(pred_verts, pred_joints, gt_root_flip, is_left: bool) -> np.ndarray:
