@@ -43,3 +43,22 @@ def test_closing_one_renderer_leaves_another_working(mano_assets):
     third = MeshRenderer(64, 64)  # a new renderer after both were closed
     assert np.allclose(third.render([spec], K)[1], depth_before)
     third.close()
+
+
+def test_labels_and_depth_see_faces_of_either_winding():
+    """pyrender's label pass culls back faces; a mirrored (inward-wound) closed box must still give the near
+    face's depth, and a lone triangle the same pixels whatever its winding."""
+    corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float64)
+    faces = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
+                      [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]])
+    box = corners * 0.05 + [0.0, 0.0, 0.5]  # near face at z = 0.45 m
+    K = look_at_intrinsics(64, 64, focal=100.0)
+    with MeshRenderer(64, 64) as renderer:
+        outputs = [renderer.render([MeshSpec(box, f)], K, with_labels=True) for f in (faces, faces[:, ::-1])]
+        triangle = np.array([[-0.05, -0.05, 0.5], [0.05, -0.05, 0.5], [0.0, 0.05, 0.5]])
+        lone = [renderer.render([MeshSpec(triangle, f)], K, with_labels=True)[2] for f in ([[0, 1, 2]], [[0, 2, 1]])]
+    side = 2 * 100.0 * 0.05 / 0.45  # the near face's projected width, px
+    for _, depth, labels in outputs:
+        assert abs((labels == 1).sum() - side ** 2) < 4 * side
+        np.testing.assert_allclose(depth[32, 32], 0.45, atol=1e-3)
+    assert (lone[0] == 1).sum() > 100 and np.array_equal(lone[0], lone[1])

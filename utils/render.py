@@ -72,21 +72,29 @@ class MeshRenderer:
         rgb, depth = np.array(rgb[..., :3], dtype=np.uint8), np.array(depth, dtype=np.float32)
         if not with_labels:
             return rgb, depth
-        colors = {node: np.full(3, i + 1, dtype=np.uint8) for i, node in enumerate(nodes)}
-        labels, depth = self._renderer.render(scene, flags=pyrender.RenderFlags.SEG, seg_node_map=colors)
+        # pyrender's SEG pass culls back faces whatever the material says, so an open mesh seen through its cut
+        # (MANO's wrist) or a mirrored one (MANO's left hand: inward winding) would lose or misplace pixels; the
+        # label scene draws every face in both windings instead.
+        label_scene = pyrender.Scene()
+        label_nodes = [label_scene.add(self._to_pyrender(spec, both_windings=True)) for spec in meshes]
+        label_scene.add(camera, pose=_OPENCV_CAMERA_POSE.copy())
+        colors = {node: np.full(3, i + 1, dtype=np.uint8) for i, node in enumerate(label_nodes)}
+        labels, depth = self._renderer.render(label_scene, flags=pyrender.RenderFlags.SEG, seg_node_map=colors)
         return rgb, np.array(depth, dtype=np.float32), np.array(labels[..., 0], dtype=np.uint8)
 
-    def _to_pyrender(self, spec: MeshSpec):
+    def _to_pyrender(self, spec: MeshSpec, both_windings: bool = False):
         import trimesh
 
         verts = np.array(spec.verts, dtype=np.float64, copy=True)
         faces = np.array(spec.faces, dtype=np.int64, copy=True)
         if verts.ndim != 2 or verts.shape[1] != 3 or faces.ndim != 2 or faces.shape[1] != 3:
             raise ValueError(f"mesh needs verts (V, 3) and faces (F, 3), got {verts.shape} and {faces.shape}")
+        if both_windings:
+            faces = np.concatenate([faces, faces[:, ::-1]])
         mesh = trimesh.Trimesh(verts, faces, process=False)
         material = self._pyrender.MetallicRoughnessMaterial(
             baseColorFactor=(*spec.color, 1.0), metallicFactor=0.0, roughnessFactor=0.8, doubleSided=True)
-        return self._pyrender.Mesh.from_trimesh(mesh, material=material, smooth=spec.smooth)
+        return self._pyrender.Mesh.from_trimesh(mesh, material=material, smooth=spec.smooth and not both_windings)
 
     def close(self) -> None:
         """Release this renderer's GL resources and context.
