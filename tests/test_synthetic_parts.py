@@ -1,4 +1,5 @@
-"""Pieces of the synthetic generator: DexYCB-layout writers, pose_m rigid motion, object SDFs, grasps, sheet."""
+"""Pieces of the synthetic generator: DexYCB-layout writers, pose_m rigid motion, object SDFs, grasps, the
+subject's reach and the camera rig, sheet."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,9 @@ import yaml
 from data_creation import dexycb_layout as layout
 from data_creation.synthetic.grasp import CONTACT_DEPTH, HandKit, Preshape, fit_grasp, object_orientation, \
     signed_distances
+from data_creation.synthetic.scene import REACH_SPREAD_DEG, TABLE_CLEARANCE, plan_sequence
 from data_creation.synthetic.sequence_writer import finger_pca
+from data_creation.synthetic.views import project, sample_camera, serial_viewpoints
 from data_creation.synthetic_objects import box_sdf, build_objects
 from models.mano import ManoLayer
 from utils.mano_io import load_mano_assets
@@ -85,6 +88,42 @@ def test_grasp_touches_the_object_without_sinking_in(standin_mano_root, side):
     fingers_touching = [d for d in range(4) if distances[kit.digit_of_vertex == d].min() < 0.002]
     assert len(fingers_touching) >= 3
     np.testing.assert_allclose(grasp.object_pose[:3, :3] @ can.wrap_axis @ kit.palm.w, -np.cos(0.4), atol=1e-9)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_the_subject_reaches_along_plus_x_and_keeps_above_the_table(standin_mano_root, side):
+    kit = HandKit(load_mano_assets(standin_mano_root, side), np.zeros(10))
+    objects = build_objects()
+    headings = []
+    for seed, ycb_id in enumerate(sorted(objects)[:6]):
+        plan = plan_sequence(np.random.default_rng(seed), kit, objects[ycb_id], None, 6)
+        grasp_frame = plan.phases.index("close")
+        forward = plan.hand_transforms[grasp_frame, :3, :3] @ kit.palm.f
+        headings.append(np.degrees(np.arctan2(forward[1], forward[0])))
+        verts, _ = kit.forward(kit.finger_pose(plan.curls[grasp_frame][None], plan.preshape))
+        world = verts[0] @ plan.hand_transforms[grasp_frame, :3, :3].T + plan.hand_transforms[grasp_frame, :3, 3]
+        assert world[:, 2].min() > TABLE_CLEARANCE - 0.003  # the turn towards the reach is about the vertical
+    assert np.abs(headings).max() <= REACH_SPREAD_DEG + 1e-6
+    assert np.ptp(headings) > REACH_SPREAD_DEG / 2  # spread, not one fixed heading
+
+
+def test_cameras_keep_their_serials_place_in_the_rig():
+    viewpoints = serial_viewpoints(0)
+    azimuths = np.degrees([v[2] for v in viewpoints.values()])
+    assert np.all(np.diff(azimuths) > 20)  # the 8 serials ring the table
+    assert serial_viewpoints(0) == viewpoints and serial_viewpoints(1) != viewpoints
+    k = np.array([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]])
+    target = np.array([0.02, -0.01, 0.05])
+    keep = target + np.array([[0.1, 0.05, 0.1], [-0.05, 0.0, 0.0]])
+    rng = np.random.default_rng(0)
+    for distance, elevation, azimuth in viewpoints.values():
+        pose = sample_camera(rng, (distance, elevation, azimuth), target, k, keep)
+        centre = -pose[:3, :3].T @ pose[:3, 3] - target
+        assert abs(np.linalg.norm(centre) - distance) < 0.15
+        assert abs(np.arcsin(centre[2] / np.linalg.norm(centre)) - elevation) < np.radians(16)
+        assert abs(np.angle(np.exp(1j * (np.arctan2(centre[1], centre[0]) - azimuth)))) < np.radians(20)
+        uv, depth = project(pose, k, keep)
+        assert (uv > 20).all() and (uv < [620, 460]).all() and (depth > 0).all()
 
 
 def test_finger_pca_inverts_the_side_layers_mean_and_components(standin_mano_root):

@@ -2,6 +2,10 @@
 
 World frame: metres, table plane ``z = 0``, z up. A sequence has three phases over its frames:
 
+The subject stands on the table's ``-x`` side, as in DexYCB's rig: at the grasp the hand's forward direction
+(wrist -> knuckles) points along ``+x`` within :data:`REACH_SPREAD_DEG`, so each fixed camera sees a hand
+orientation concentrated around its own view of the reach.
+
 * ``approach`` — the open hand (slightly curled, thumb opposed) moves in from the palm side and above while
   turning into its grasping orientation; the object rests on the table;
 * ``close`` — the hand stands still at the grasp and its digits close until they touch the object;
@@ -31,6 +35,7 @@ PRESHAPE_CURL = 0.15  # fraction of the final curls held during the approach
 GRASP_ATTEMPTS = 8
 REST_GAP = 0.0005  # m between a resting object and the table: coplanar faces would z-fight in the renders
 UP = np.array([0.0, 0.0, 1.0])
+REACH_SPREAD_DEG = 30.0  # the hand's forward direction at the grasp lies within +-this of +x (world)
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,10 @@ def plan_sequence(rng: np.random.Generator, kit: HandKit, grasped: SyntheticObje
     object_rest = rigid(axis_angle_to_matrix(np.array([0.0, 0.0, heading])),
                         np.array([*rng.normal(0.0, 0.03, 2), grasped.half_height + REST_GAP]))
     grasp, hand_world = plan_grasp(rng, kit, grasped, object_rest)
+    forward = hand_world[:3, :3] @ kit.palm.f
+    reach = np.radians(rng.uniform(-REACH_SPREAD_DEG, REACH_SPREAD_DEG)) - np.arctan2(forward[1], forward[0])
+    towards_reach = about_point(axis_angle_to_matrix(UP * reach), object_rest[:3, 3])  # keeps the table clearance
+    object_rest, hand_world = towards_reach @ object_rest, towards_reach @ hand_world
     n_close = max(1, round(0.2 * frames))
     n_approach = max(1, round(0.4 * frames))
     n_lift = frames - n_approach - n_close

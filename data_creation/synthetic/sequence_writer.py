@@ -19,8 +19,8 @@ import torch
 from data_creation import dexycb_layout as layout
 from data_creation.synthetic.grasp import HandKit
 from data_creation.synthetic.scene import SequencePlan, plan_sequence
-from data_creation.synthetic.views import (finish_image, sample_appearance, sample_camera, table_points,
-                                           texture_factor)
+from data_creation.synthetic.views import (finish_image, sample_appearance, sample_camera, serial_viewpoints,
+                                           table_points, texture_factor)
 from data_creation.synthetic_objects import build_objects
 from datasets.dexycb_splits import SERIALS, SUBJECTS
 from models.mano import ManoLayer
@@ -56,6 +56,7 @@ class SequenceWriter:
 
     def __init__(self, root: str | Path, mano_root: str | Path, seed: int, intrinsics: dict):
         self.root, self.seed, self.intrinsics = Path(root), seed, intrinsics
+        self.viewpoints = serial_viewpoints(seed)
         self.objects = build_objects()
         self.assets = {side: load_mano_assets(mano_root, side) for side in ("right", "left")}
         self.pca_layers = {side: ManoLayer.from_assets(self.assets[side], use_pca=True, ncomps=45,
@@ -102,7 +103,7 @@ class SequenceWriter:
         grasped_centres = plan.object_poses[:, plan.grasp_ind, :3, 3]
         target = grasped_centres.mean(axis=0)
         serials = [SERIALS[i] for i in sorted(rng.choice(len(SERIALS), size=cameras, replace=False))]
-        views = {s: sample_camera(rng, target, layout.k_matrix(self.intrinsics[s]),
+        views = {s: sample_camera(rng, self.viewpoints[s], target, layout.k_matrix(self.intrinsics[s]),
                                   np.concatenate([joints[:, 0], grasped_centres])) for s in serials}
         seq_dir = self.root / SUBJECTS[subject] / sequence
         seq_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Cameras and appearance of the synthetic scenes: intrinsics per serial, look-at extrinsics, skin tones,
+"""Cameras and appearance of the synthetic scenes: intrinsics and rig places per serial, look-at extrinsics, skin tones,
 table colours with procedural textures (world-aligned on the table plane) and a global lighting tint.
 
 Frames: world = table frame (metres, z up); cameras are OpenCV (x right, y down, z forward). A camera pose
@@ -52,15 +52,25 @@ def project(world_to_camera: np.ndarray, k: np.ndarray, points: np.ndarray) -> n
     return uvw[:, :2] / uvw[:, 2:3], cam[:, 2]
 
 
-def sample_camera(rng: np.random.Generator, target: np.ndarray, k: np.ndarray, keep_visible: np.ndarray,
-                  size=(640, 480), attempts: int = 30) -> np.ndarray:
-    """A world -> camera pose on a sphere around ``target`` (0.55-0.9 m, 20-60 deg elevation, any azimuth)
-    that sees every point of ``keep_visible`` (N, 3) at least :data:`IMAGE_MARGIN` px inside the image."""
+def serial_viewpoints(seed: int) -> dict:
+    """serial -> ``(distance m, elevation rad, azimuth rad)`` of its place around the table (fixed per serial, as
+    DexYCB's camera rig): the 8 serials ring the table 45 deg apart, 25-60 deg above it, 0.6-0.85 m away."""
+    rng = np.random.default_rng([seed, 11])
+    return {serial: (rng.uniform(0.6, 0.85), np.radians(rng.uniform(25, 60)),
+                     np.radians(45.0 * i + rng.uniform(-10, 10))) for i, serial in enumerate(SERIALS)}
+
+
+def sample_camera(rng: np.random.Generator, viewpoint: tuple, target: np.ndarray, k: np.ndarray,
+                  keep_visible: np.ndarray, size=(640, 480), attempts: int = 30) -> np.ndarray:
+    """A world -> camera pose looking at ``target`` from the serial's ``viewpoint`` (see :func:`serial_viewpoints`)
+    jittered per sequence (about 3 cm, 4 deg, 3 deg roll), that sees every point of ``keep_visible`` (N, 3) at
+    least :data:`IMAGE_MARGIN` px inside the image; after ``attempts`` misses the last draw is returned."""
     pose = None
     for _ in range(attempts):
-        distance, elevation, azimuth = rng.uniform(0.55, 0.9), np.radians(rng.uniform(20, 60)), rng.uniform(0, 2 * np.pi)
+        distance = viewpoint[0] + rng.normal(0.0, 0.03)
+        elevation, azimuth = viewpoint[1] + np.radians(rng.normal(0.0, 4.0)), viewpoint[2] + np.radians(rng.normal(0.0, 4.0))
         offset = np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)])
-        pose = look_at(target + distance * offset, target, rng.normal(0.0, 0.12))
+        pose = look_at(target + distance * offset, target, rng.normal(0.0, 0.05))
         uv, depth = project(pose, k, keep_visible)
         inside = ((uv >= IMAGE_MARGIN) & (uv <= np.array(size) - IMAGE_MARGIN)).all(axis=1) & (depth > 0.1)
         if inside.all():
