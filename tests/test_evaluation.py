@@ -285,3 +285,21 @@ def test_object_evaluator_and_selection():
     assert object_eval_selection("all", gt_grasp).tolist() == [0, 1, 2, 3]
     with pytest.raises(ValueError, match="unknown obj_eval_mode 'both'"):
         object_eval_selection("both", gt_grasp)
+
+
+def test_saved_predictions_hold_the_per_sample_arrays_and_labels(tmp_path):
+    from utils.eval_run import Predictions, save_predictions
+
+    joints = [np.arange(6.0).reshape(1, 2, 3), np.arange(6.0, 12.0).reshape(1, 2, 3)]
+    predictions = Predictions(grasp=[np.array([1.0]), np.array([-1.0])], occ_ratio=[np.array([0.2]), np.array([0.7])],
+                              saved={"pred_joints3d_cam": joints})
+    save_predictions(tmp_path / "no_switcher.npz", predictions)
+    with np.load(tmp_path / "no_switcher.npz") as saved:
+        assert sorted(saved.files) == ["gt_grasping", "gt_occ_ratio", "pred_joints3d_cam"]
+        np.testing.assert_array_equal(saved["pred_joints3d_cam"], np.arange(12.0).reshape(2, 2, 3))
+        np.testing.assert_array_equal(saved["gt_grasping"], [1.0, -1.0])
+    predictions.pred_grasp = [np.array([0.0]), np.array([1.0])]
+    save_predictions(tmp_path / "switcher.npz", predictions)
+    with np.load(tmp_path / "switcher.npz") as saved:
+        np.testing.assert_array_equal(saved["pred_grasping"], [0.0, 1.0])
+        np.testing.assert_array_equal(saved["gt_occ_ratio"], [0.2, 0.7])

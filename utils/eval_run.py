@@ -150,10 +150,13 @@ def group_reports(predictions: Predictions, groups: dict, metric_cfg) -> dict:
 
 
 def save_predictions(path: Path, predictions: Predictions) -> None:
-    """Per-sample arrays kept during the pass, as an ``.npz`` (written atomically)."""
+    """Per-sample arrays kept during the pass, plus the GT grasp label (-1 = none), the occlusion ratio and, when
+    the model predicts one, the predicted grasp label, as an ``.npz`` (written atomically)."""
     from utils.atomic import atomic_write
 
     arrays = {k: np.concatenate(v) for k, v in predictions.saved.items()}
     arrays.update(gt_grasping=predictions.labels("grasp"), gt_occ_ratio=predictions.labels("occ_ratio"))
+    if predictions.pred_grasp:
+        arrays.update(pred_grasping=predictions.labels("pred_grasp"))
     with atomic_write(path, mode="wb") as f:
         np.savez_compressed(f, **arrays)
