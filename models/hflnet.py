@@ -14,7 +14,7 @@ x / y (object-box-normalised) and confidence per grid cell, ``pred_verts3d_cam``
 import torch
 from torch import nn
 
-from models.blocks.fpn import TwoStreamFPN
+from models.blocks.fpn import BACKBONES, TwoStreamFPN
 from models.blocks.hand_encoder import HandEncoder
 from models.blocks.hand_head import HandRegHead
 from models.blocks.init import init_head_weights
@@ -67,20 +67,21 @@ class HFLNet(nn.Module):
     Args:
         mano_layer: right-hand MANO layer (axis-angle, no PCA, flat mean), registered as
             ``mano_branch.mano_layer``; forward (pose (B, 48), betas (B, 10)) -> (verts mm, joints mm).
-        backbone_weights: optional local torchvision ResNet-50 ImageNet file (None: random init).
+        backbone_weights: optional local torchvision ImageNet file of the backbone (None: random init).
         train_parts: image parts run in the paired (6-channel) training forward (official ``train_part``).
+        backbone: ResNet trunk of the FPN (``model.backbone``; official ``resnet50``).
     """
 
     switch_output_keys = ()  # outputs of fuse_object_features exported at test and train time
 
     def __init__(self, mano_layer, backbone_weights=None, train_parts=(0, 1), roi_res=ROI_RES,
                  joint_nb=NUM_JOINTS, channels=256, transformer_depth=1, transformer_heads=8,
-                 mano_neurons=(1024, 512)):
+                 mano_neurons=(1024, 512), backbone="resnet50"):
         super().__init__()
         self.roi_res = roi_res
         self.num_object_keypoints = NUM_OBJECT_KEYPOINTS
         self.train_parts = tuple(train_parts)
-        self.base_net = TwoStreamFPN(backbone_weights)
+        self.base_net = TwoStreamFPN(backbone_weights, backbone)
         self.hand_head = HandRegHead(roi_res=roi_res, joint_nb=joint_nb, channels=channels)
         self.hand_encoder = HandEncoder(num_heatmap_chan=joint_nb, num_feat_chan=channels,
                                         size_input_feature=(roi_res, roi_res))
@@ -196,8 +197,17 @@ def mano_layer_from_config(cfg):
     return right_hand_mano_layer(resolve_mano_root(cfg.base.mano_root))
 
 
+def backbone_from_config(cfg) -> str:
+    """``cfg.model.backbone``, checked against :data:`models.blocks.fpn.BACKBONES`."""
+    if cfg.model.backbone not in BACKBONES:
+        raise ValueError(f"{cfg.source}: model.backbone must be one of {sorted(BACKBONES)}, "
+                         f"got {cfg.model.backbone!r}")
+    return cfg.model.backbone
+
+
 @register_model("hflnet")
 def build_hflnet(cfg):
-    """HFL-Net from an official config (reads base.mano_root, model.backbone_weights, train.train_part)."""
+    """HFL-Net from an official config (reads base.mano_root, model.backbone / backbone_weights / roi_res,
+    train.train_part)."""
     return HFLNet(mano_layer_from_config(cfg), backbone_weights=cfg.model.backbone_weights,
-                  train_parts=cfg.train.train_part, roi_res=cfg.model.roi_res)
+                  train_parts=cfg.train.train_part, roi_res=cfg.model.roi_res, backbone=backbone_from_config(cfg))

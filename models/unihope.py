@@ -23,7 +23,7 @@ from models.blocks.classifier_heads import (GRASPING, OCCLUDED, image_classifier
 from models.blocks.init import init_head_weights
 from models.blocks.roi import box_uv_to_grid, sample_at_uv
 from models.blocks.transformer import SlfMultiHeadAttention
-from models.hflnet import ROI_RES, HFLNet, mano_layer_from_config
+from models.hflnet import ROI_RES, HFLNet, backbone_from_config, mano_layer_from_config
 from models.registry import register_model
 
 __all__ = ["UniHOPENet", "build_unihope"]
@@ -33,7 +33,7 @@ class UniHOPENet(HFLNet):
     """UniHOPE network; see the module docstring.
 
     Args:
-        mano_layer, backbone_weights, train_parts: as :class:`HFLNet`.
+        mano_layer, backbone_weights, train_parts, roi_res, backbone: as :class:`HFLNet`.
         input_size: side of the square input image in pixels, a multiple of 32 (128 DexYCB, 256 HO3D); sets
             the classifier heads' Linear sizes (64 * (input_size/4)**2 inputs).
         obj_conf_layer_legacy: two-Linear grasp head of the DexYCB checkpoints (official bug 8).
@@ -44,14 +44,15 @@ class UniHOPENet(HFLNet):
     switch_output_keys = ("pred_obj_conf", "pred_hand_occ")
 
     def __init__(self, mano_layer, input_size=128, obj_conf_layer_legacy=True, init_layer_weight=True,
-                 backbone_weights=None, train_parts=(0, 1), roi_res=ROI_RES):
-        super().__init__(mano_layer, backbone_weights=backbone_weights, train_parts=train_parts, roi_res=roi_res)
+                 backbone_weights=None, train_parts=(0, 1), roi_res=ROI_RES, backbone="resnet50"):
+        super().__init__(mano_layer, backbone_weights=backbone_weights, train_parts=train_parts, roi_res=roi_res,
+                         backbone=backbone)
         self.input_size = int(input_size)
         spatial_dim = spatial_dim_for_input(self.input_size, self.base_net.stride)
         channels = self.base_net.out_channels
         self.obj_conf_layer = image_classifier_head(channels, spatial_dim, legacy=obj_conf_layer_legacy)
         self.occ_cls_layer = image_classifier_head(channels, spatial_dim)
-        c3_channels = 512
+        c3_channels = self.base_net.stage_channels[1]  # 512 on ResNet-50
         self.fpn_feature_mapper = nn.Sequential(
             nn.Conv1d(c3_channels, c3_channels, kernel_size=1), nn.BatchNorm1d(c3_channels),
             nn.LeakyReLU(inplace=True))
@@ -76,7 +77,7 @@ class UniHOPENet(HFLNet):
     def net_forward(self, img, bbox_hand, bbox_obj, mano_param=None, return_feat=False, feature_mapping=False):
         """As :meth:`HFLNet.net_forward`; ``feature_mapping`` runs the three mappers on the exported features.
 
-        With ``return_feat`` the features also hold ``joint_base_feat`` (B, 512, 21) (c3_h sampled at the
+        With ``return_feat`` the features also hold ``joint_base_feat`` (B, C3, 21) (c3_h sampled at the
         predicted joints) and ``joint_img_feat`` (B, 256, 21) (x_hand sampled at the joints). Mapping with
         ``return_feat=False`` reproduces the official test path (computed, then discarded).
         """
@@ -92,7 +93,7 @@ class UniHOPENet(HFLNet):
         box_grid = (joints_uv - 0.5).mul(2.0).clamp(-1.0, 1.0)  # box-normalised -> ROI grid [-1, 1]
         joint_img_feat = sample_at_uv(features["x_hand"], box_grid)  # (B, 256, 21)
         image_grid = box_uv_to_grid(joints_uv, bbox_hand, img.shape[-2:])
-        joint_base_feat = sample_at_uv(features["c3_h"], image_grid)  # (B, 512, 21)
+        joint_base_feat = sample_at_uv(features["c3_h"], image_grid)  # (B, C3, 21), C3 = 512 on ResNet-50
         mano_encoding = features["mano_encoding"]
         if feature_mapping:
             joint_base_feat = self.fpn_feature_mapper(joint_base_feat)
@@ -111,10 +112,10 @@ class UniHOPENet(HFLNet):
 @register_model("unihope_net")
 def build_unihope(cfg):
     """UniHOPE from an official config (data.input_img_shape, model.obj_conf_layer_legacy,
-    train.init_layer_weight, train.train_part, model.backbone_weights, base.mano_root)."""
+    train.init_layer_weight, train.train_part, model.backbone / backbone_weights / roi_res, base.mano_root)."""
     input_size = square_input_size(cfg.data.input_img_shape, f"{cfg.source}: data.input_img_shape")
     return UniHOPENet(mano_layer_from_config(cfg), input_size=input_size,
                       obj_conf_layer_legacy=cfg.model.obj_conf_layer_legacy,
                       init_layer_weight=cfg.train.init_layer_weight,
                       backbone_weights=cfg.model.backbone_weights, train_parts=cfg.train.train_part,
-                      roi_res=cfg.model.roi_res)
+                      roi_res=cfg.model.roi_res, backbone=backbone_from_config(cfg))

@@ -35,6 +35,25 @@ def test_fpn_shapes_and_object_pyramid_equals_full_forward(fpn):
     torch.testing.assert_close(p2_o_only, p2_o)
 
 
+@pytest.mark.parametrize("backbone, widths", [("resnet18", (64, 128, 256, 512)), ("resnet34", (64, 128, 256, 512))])
+def test_smaller_resnets_give_the_same_pyramid_with_their_stage_widths(backbone, widths):
+    torch.manual_seed(0)
+    fpn = TwoStreamFPN(backbone=backbone).eval()
+    img = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        p2_h, p2_o, feats = fpn(img, return_feat=True)
+        torch.testing.assert_close(fpn.object_pyramid(img), p2_o)
+    assert fpn.stage_channels == widths and fpn.latlayer3_h.in_channels == widths[0]
+    assert fpn.toplayer_o.in_channels == widths[3]
+    assert p2_h.shape == (1, 256, 16, 24) and feats["c3_h"].shape == (1, widths[1], 8, 12)
+    # hand stages 1-4 (2+2+2+2 / 3+4+6+3 blocks) + the object stream's own copies of stages 2 and 3
+    expected_blocks = {"resnet18": 8 + 4, "resnet34": 16 + 10}[backbone]
+    assert sum(1 for m in fpn.modules() if type(m).__name__ == "BasicBlock") == expected_blocks
+    assert not any(type(m) is nn.ReLU for m in fpn.modules())
+    with pytest.raises(ValueError, match="model.backbone must be one of .*resnet18.*got 'vgg'"):
+        TwoStreamFPN(backbone="vgg")
+
+
 def test_backbone_uses_leaky_relu_only(fpn):
     assert not any(type(m) is nn.ReLU for m in fpn.modules())
     assert sum(type(m) is nn.LeakyReLU and m.negative_slope == 0.01 for m in fpn.modules()) > 16

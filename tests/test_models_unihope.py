@@ -231,3 +231,20 @@ def test_wrong_channel_counts_are_rejected(unihope_dexycb):
         unihope_dexycb.train_forward(batch)
     with pytest.raises(ValueError, match="test-time batch\\['img'\\] must have 3 channels .*got 6"):
         unihope_dexycb(make_batch(1, 128, pairs=True))
+
+
+def test_unihope_on_a_resnet18_trunk_trains_with_pairs(standin_mano_root):
+    from fixtures_models import model_config
+
+    from models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(model_config(standin_mano_root, "unihope_net", input_size=64, obj_conf_layer_legacy=False,
+                                     backbone="resnet18", roi_res=16)).train()
+    assert model.fpn_feature_mapper[0].in_channels == 128  # ResNet-18 stage-2 width
+    out = model(make_batch(2, 64, pairs=True))
+    assert out["joint_base_feat"].shape == (2, 256, 21) and out["pred_verts3d_cam"].shape == (2, 1556, 3)
+    (out["pred_verts3d_cam"].square().mean() + out["joint_base_feat"].square().mean()).backward()
+    assert model.base_net.layer2_h[0][0].conv1.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="<test config unihope_net>: model.backbone must be one of"):
+        build_model(model_config(standin_mano_root, "unihope_net", backbone="resnet101"))

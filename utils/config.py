@@ -11,7 +11,8 @@ Project extensions (keys the official code does not have or ignored):
     base.mano_root      folder with MANO_RIGHT.pkl / MANO_LEFT.pkl (None -> env ``MANO_ROOT``)
     base.seed           global seed for python / numpy / torch (official: none)
     data.root_dir       honoured (the official loaders ignored it and used ./data/<Dataset>)
-    model.backbone_weights  local torchvision ResNet-50 ImageNet file, or None for random init
+    model.backbone_weights  local torchvision ImageNet file of the backbone, or None for random init
+    model.backbone      HFL-Net / UniHOPE trunk: resnet50 (official), resnet34 or resnet18 (CPU-sized runs)
     model.roi_res       side of the ROI feature maps of HFL-Net / UniHOPE (official 32; smaller is cheaper)
 
 Usage::
@@ -76,6 +77,7 @@ class ModelSection:
     pretrain: bool = False
     obj_conf_layer_legacy: bool = True
     backbone_weights: Optional[str] = None
+    backbone: str = "resnet50"
     roi_res: int = 32
     cls_model: Optional[dict] = None
     h_model: Optional[dict] = None

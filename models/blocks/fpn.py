@@ -1,5 +1,7 @@
-"""Two-stream ResNet-50 feature pyramid with LeakyReLU (official ``hfl_net_hor/backbone_share.py::FPN``).
+"""Two-stream ResNet feature pyramid with LeakyReLU (official ``hfl_net_hor/backbone_share.py::FPN``).
 
+ResNet-50 is the official trunk; ``backbone="resnet18"`` / ``"resnet34"`` build the same pyramid on the smaller
+torchvision ResNets (stage widths 64-512 instead of 256-2048) for CPU-sized runs such as the synthetic demo.
 A hand stream (stem, stages 1-4) and an object stream that shares the stem, stage 1 and - as in the official
 code - the *hand* stage-4 weights, but has its own copies of stages 2 and 3. Each stream ends in an FPN
 top-down path down to level P2 (stride 4, 256 channels). Spec: reference/official-model.md §1.3.
@@ -10,27 +12,31 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import resnet50
-from torchvision.models.resnet import Bottleneck
+from torchvision.models import resnet18, resnet34, resnet50
+from torchvision.models.resnet import BasicBlock, Bottleneck
 
-__all__ = ["TwoStreamFPN", "leaky_resnet50"]
+__all__ = ["BACKBONES", "TwoStreamFPN", "leaky_resnet", "leaky_resnet50"]
 
 FPN_CHANNELS = 256
 P2_STRIDE = 4
+BACKBONES = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
 
 
-def leaky_resnet50(weights_path=None):
-    """torchvision ResNet-50 (random init) with every ReLU replaced by ``LeakyReLU(0.01, inplace=True)``.
+def leaky_resnet(backbone="resnet50", weights_path=None):
+    """torchvision ResNet (random init) with every ReLU replaced by ``LeakyReLU(0.01, inplace=True)``.
 
     Args:
-        weights_path: optional local torchvision ResNet-50 ImageNet state_dict file (e.g.
+        backbone: one of :data:`BACKBONES` (``model.backbone``).
+        weights_path: optional local torchvision ImageNet state_dict file of that ResNet (e.g.
             ``resnet50-19c8e357.pth``), loaded strictly. Nothing is ever downloaded.
     """
-    net = resnet50(weights=None)
+    if backbone not in BACKBONES:
+        raise ValueError(f"model.backbone must be one of {sorted(BACKBONES)}, got {backbone!r}")
+    net = BACKBONES[backbone](weights=None)
     # Official init is kaiming_normal(fan_out, 'leaky_relu') with slope 0 -> same gain as torchvision's 'relu'.
     net.relu = nn.LeakyReLU(inplace=True)
     for module in net.modules():
-        if isinstance(module, Bottleneck):
+        if isinstance(module, (BasicBlock, Bottleneck)):
             module.relu = nn.LeakyReLU(inplace=True)
     if weights_path is not None:
         path = Path(weights_path)
@@ -41,27 +47,40 @@ def leaky_resnet50(weights_path=None):
     return net
 
 
+def leaky_resnet50(weights_path=None):
+    """:func:`leaky_resnet` of the official ResNet-50."""
+    return leaky_resnet("resnet50", weights_path)
+
+
+def stage_channels(resnet) -> tuple:
+    """Output channels of stages 1-4 (c2..c5) of a torchvision ResNet: (256, 512, 1024, 2048) for ResNet-50."""
+    return tuple(width * resnet.layer1[0].expansion for width in (64, 128, 256, 512))
+
+
 def _upsample_add(coarse, lateral):
     """Bilinear resize of ``coarse`` (B,C,h,w) to ``lateral``'s (H,W) (align_corners=False) plus ``lateral``."""
     return F.interpolate(coarse, size=lateral.shape[-2:], mode="bilinear", align_corners=False) + lateral
 
 
 class TwoStreamFPN(nn.Module):
-    """Shared-stem two-stream FPN on ResNet-50.
+    """Shared-stem two-stream FPN on a ResNet (official: ResNet-50).
 
     Input: image (B, 3, H, W), RGB in [0, 1], H and W multiples of 32.
     Output: ``(p2_h, p2_o)``, each (B, 256, H/4, W/4); with ``return_feat=True`` also a dict
-    ``{c1_h (B,64,H/4,W/4), c2_h (B,256,H/4,W/4), c3_h (B,512,H/8,W/8), c3_o (B,512,H/8,W/8)}``.
+    ``{c1_h (B,64,H/4,W/4), c2_h (B,C2,H/4,W/4), c3_h (B,C3,H/8,W/8), c3_o (B,C3,H/8,W/8)}`` where
+    ``(C2, C3, C4, C5) = stage_channels`` ((256, 512, 1024, 2048) for ResNet-50, (64, 128, 256, 512) for 18 / 34).
     """
 
     out_channels = FPN_CHANNELS
     stride = P2_STRIDE
 
-    def __init__(self, weights_path=None):
+    def __init__(self, weights_path=None, backbone="resnet50"):
         super().__init__()
-        resnet = leaky_resnet50(weights_path)
-        self.toplayer_h = nn.Conv2d(2048, FPN_CHANNELS, kernel_size=1)
-        self.toplayer_o = nn.Conv2d(2048, FPN_CHANNELS, kernel_size=1)
+        resnet = leaky_resnet(backbone, weights_path)
+        self.stage_channels = stage_channels(resnet)
+        c2, c3, c4, c5 = self.stage_channels
+        self.toplayer_h = nn.Conv2d(c5, FPN_CHANNELS, kernel_size=1)
+        self.toplayer_o = nn.Conv2d(c5, FPN_CHANNELS, kernel_size=1)
         self.layer0_h = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool)
         self.layer1_h = nn.Sequential(resnet.layer1)
         self.layer2_h = nn.Sequential(resnet.layer2)
@@ -72,9 +91,9 @@ class TwoStreamFPN(nn.Module):
         self.smooth3_h = nn.Conv2d(FPN_CHANNELS, FPN_CHANNELS, kernel_size=3, padding=1)
         self.smooth3_o = nn.Conv2d(FPN_CHANNELS, FPN_CHANNELS, kernel_size=3, padding=1)
         for stream in ("h", "o"):
-            setattr(self, f"latlayer1_{stream}", nn.Conv2d(1024, FPN_CHANNELS, kernel_size=1))
-            setattr(self, f"latlayer2_{stream}", nn.Conv2d(512, FPN_CHANNELS, kernel_size=1))
-            setattr(self, f"latlayer3_{stream}", nn.Conv2d(256, FPN_CHANNELS, kernel_size=1))
+            setattr(self, f"latlayer1_{stream}", nn.Conv2d(c4, FPN_CHANNELS, kernel_size=1))
+            setattr(self, f"latlayer2_{stream}", nn.Conv2d(c3, FPN_CHANNELS, kernel_size=1))
+            setattr(self, f"latlayer3_{stream}", nn.Conv2d(c2, FPN_CHANNELS, kernel_size=1))
 
     def _top_down(self, stream, c2, c3, c4, c5):
         """FPN path of one stream ('h' or 'o') from stage outputs to P2 (B, 256, H/4, W/4)."""
