@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -80,13 +81,16 @@ def load_pair_index(path: str | Path) -> dict[str, PairEntry]:
 
 
 def write_pair_index(path: str | Path, pairs: dict[str, PairEntry]) -> None:
-    """Write a pair index atomically; ``gen_image_path`` is stored relative to the index folder."""
+    """Write a pair index atomically; ``gen_image_path`` is stored relative to the index folder (absolute image
+    paths are converted, whether ``path`` itself is absolute or relative to the working directory; relative
+    image paths are taken as already relative to the index folder)."""
     path = Path(path)
     out = {}
     for key, entry in pairs.items():
         record = asdict(entry)
         image = Path(entry.gen_image_path)
-        record["gen_image_path"] = str(image.relative_to(path.parent) if image.is_absolute() else image)
+        record["gen_image_path"] = os.path.relpath(image, os.path.abspath(path.parent)) if image.is_absolute() \
+            else str(image)
         out[key] = record
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, {"format": FORMAT, "version": VERSION, "pairs": out})

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -118,13 +119,18 @@ def test_pair_filter_rules(rule, expected):
     assert got == expected
 
 
-def test_pair_index_round_trip_and_errors(tmp_path):
+def test_pair_index_round_trip_and_errors(tmp_path, monkeypatch):
     path = pair_index_path(tmp_path, "dexycb_s0", gen_version=1, gen_part=2)
     assert path == tmp_path / "deocc" / "dexycb_s0_train_v1_p2.json"
     write_pair_index(path, {"id_5": PairEntry(str(tmp_path / "deocc" / "crops" / "5.png"), 9.0, 7.5, 0.8)})
     stored = json.loads(path.read_text())
     assert stored["pairs"]["id_5"]["gen_image_path"] == "crops/5.png"
     assert load_pair_index(path) == {"id_5": PairEntry(str(path.parent / "crops" / "5.png"), 9.0, 7.5, 0.8)}
+    monkeypatch.chdir(tmp_path)  # an index path relative to the working directory, absolute image paths
+    write_pair_index(Path("deocc") / "relative.json", {"id_6": PairEntry(str(tmp_path / "deocc" / "crops" / "6.png"),
+                                                                         9.0, 7.5, 0.8)})
+    assert json.loads((tmp_path / "deocc" / "relative.json").read_text())["pairs"]["id_6"]["gen_image_path"] == \
+        "crops/6.png"
     stored["pairs"]["id_5"].pop("gen_score")
     path.write_text(json.dumps(stored))
     with pytest.raises(ValueError, match=r"dexycb_s0_train_v1_p2.json.*'id_5'.*gen_score"):
