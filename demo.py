@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parent
 
 
 def unihope_config(out: Path, args) -> dict:
-    """``experiment/unihope.synthetic/cfg.json`` (a small UniHOPE: 64 px input, 16 x 16 ROIs, non-legacy grasp
-    head, paired training with self-distillation, selection on the val split) pointed at the demo's folders,
-    with the sizes given on the command line."""
+    """``experiment/unihope.synthetic/cfg.json`` (a small UniHOPE: ResNet-18 trunk, 64 px input, 16 x 16 ROIs,
+    non-legacy grasp head, paired training with self-distillation, no augmentation, selection on the val split)
+    pointed at the demo's folders, with the sizes given on the command line."""
     from utils.runtime import resolve_mixed_precision
 
     cfg = json.loads((ROOT / "experiment" / "unihope.synthetic" / "cfg.json").read_text())
@@ -69,11 +69,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="outputs/demo", help="everything the demo writes goes here")
     parser.add_argument("--sequences", type=int, default=100, help="synthetic sequences (>= 50 for a test split)")
-    parser.add_argument("--frames", type=int, default=6, help="frames per sequence (>= 4)")
+    parser.add_argument("--frames", type=int, default=5, help="frames per sequence (>= 4)")
     parser.add_argument("--cameras", type=int, default=4, help="camera views per sequence (1-8)")
     parser.add_argument("--res", type=int, default=64, help="network input size (multiple of 32)")
     parser.add_argument("--roi_res", type=int, default=16, help="ROI feature size (official 32; 16 is 4x cheaper)")
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--mixed_precision", default="auto", choices=["auto", "no", "bf16"],
