@@ -197,12 +197,16 @@ def mano_layer_from_config(cfg):
     return right_hand_mano_layer(resolve_mano_root(cfg.base.mano_root))
 
 
-def backbone_from_config(cfg) -> str:
-    """``cfg.model.backbone``, checked against :data:`models.blocks.fpn.BACKBONES`."""
+def trunk_options(cfg) -> dict:
+    """``{"backbone", "roi_res"}`` from ``cfg.model``, checked: a known ResNet, and ROIs the hourglass and the
+    hand encoder can halve four times (a positive multiple of 16)."""
     if cfg.model.backbone not in BACKBONES:
         raise ValueError(f"{cfg.source}: model.backbone must be one of {sorted(BACKBONES)}, "
                          f"got {cfg.model.backbone!r}")
-    return cfg.model.backbone
+    if cfg.model.roi_res < 16 or cfg.model.roi_res % 16:
+        raise ValueError(f"{cfg.source}: model.roi_res must be a positive multiple of 16 (official 32), "
+                         f"got {cfg.model.roi_res}")
+    return {"backbone": cfg.model.backbone, "roi_res": cfg.model.roi_res}
 
 
 @register_model("hflnet")
@@ -210,4 +214,4 @@ def build_hflnet(cfg):
     """HFL-Net from an official config (reads base.mano_root, model.backbone / backbone_weights / roi_res,
     train.train_part)."""
     return HFLNet(mano_layer_from_config(cfg), backbone_weights=cfg.model.backbone_weights,
-                  train_parts=cfg.train.train_part, roi_res=cfg.model.roi_res, backbone=backbone_from_config(cfg))
+                  train_parts=cfg.train.train_part, **trunk_options(cfg))

@@ -23,7 +23,7 @@ from models.blocks.classifier_heads import (GRASPING, OCCLUDED, image_classifier
 from models.blocks.init import init_head_weights
 from models.blocks.roi import box_uv_to_grid, sample_at_uv
 from models.blocks.transformer import SlfMultiHeadAttention
-from models.hflnet import ROI_RES, HFLNet, backbone_from_config, mano_layer_from_config
+from models.hflnet import ROI_RES, HFLNet, mano_layer_from_config, trunk_options
 from models.registry import register_model
 
 __all__ = ["UniHOPENet", "build_unihope"]
@@ -118,4 +118,4 @@ def build_unihope(cfg):
                       obj_conf_layer_legacy=cfg.model.obj_conf_layer_legacy,
                       init_layer_weight=cfg.train.init_layer_weight,
                       backbone_weights=cfg.model.backbone_weights, train_parts=cfg.train.train_part,
-                      roi_res=cfg.model.roi_res, backbone=backbone_from_config(cfg))
+                      **trunk_options(cfg))
