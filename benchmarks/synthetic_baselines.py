@@ -5,8 +5,9 @@
 
 Run ``make demo`` first (it renders the synthetic DexYCB-format tree and its label files). Each method starts from
 its official DexYCB s0 experiment folder (``experiment/<method>.dexycb_s0.h-ho_train/cfg.json``), pointed at the
-synthetic tree, with the CPU-sized changes listed in ``CPU_SETTINGS`` (batch size, learning rate, input size where
-the architecture allows it, SimpleHand's small timm backbone); ``train.py --stop_after_steps`` trains it and
+synthetic tree, without augmentation (as the demo's UniHOPE) and with the CPU-sized changes listed in
+``CPU_SETTINGS`` (batch size, learning rate, input size where the architecture allows it, SimpleHand's small timm
+backbone); ``train.py --stop_after_steps`` trains it and
 ``eval.py`` scores ``model_latest.pth`` on the synthetic s0 test split. The mean-pose baseline (mean training
 pose at the GT root) is fitted and scored the same way. Prints, and writes to ``<out>/results.json`` and
 ``<out>/results_table.txt``: J-PE, PA-J-PE, V-PE, PA-V-PE (mm), the J-PE ratio to the baseline, steps and minutes.
@@ -39,6 +40,8 @@ CPU_SETTINGS = {
                   "UV_HEAD": {"in_features": 768}, "MESH_HEAD": {"in_channels": 768}},
         "optimizer": {"lr": 1e-3, "base_lr": 1e-3, "warmup_epoch": 1, "minibatch_per_epoch": 20}}),
 }
+# as experiment/unihope.synthetic: a few minutes of training learn more from the plain renders
+NO_AUGMENTATION = {"use_data_aug_h": False, "use_data_aug_ho": False, "use_data_aug_h_gen": False}
 REPORTED = (("mpjpe", "J-PE"), ("pa_mpjpe", "PA-J-PE"), ("mpvpe", "V-PE"), ("pa_mpvpe", "PA-V-PE"))
 
 
@@ -56,7 +59,7 @@ def method_config(method: str, folder: Path, data: Path, mano_root: Path, worker
     cfg = json.loads((ROOT / "experiment" / official / "cfg.json").read_text())
     common = {"base": {"exp_name": f"{method}.synthetic", "model_dir": str(folder), "mano_root": str(mano_root),
                        "seed": 0},
-              "data": {"root_dir": str(data), "data_split": "s0", "eval_type": ["test"]},
+              "data": {"root_dir": str(data), "data_split": "s0", "eval_type": ["test"], **NO_AUGMENTATION},
               "train": {"num_epochs": 1000, "num_workers": workers, "mixed_precision": mixed_precision},
               "test": {"batch_size": 16, "num_workers": workers},
               "summary": {"save_summary_steps": 10, "save_mid_freq": 0, "save_latest_freq": 1}}

@@ -26,6 +26,7 @@ def test_method_config_loads_with_the_official_model_and_loss(method, tmp_path):
     assert loaded.model.name == official["model"]["name"] and loaded.loss.name == official["loss"]["name"]
     assert loaded.data.root_dir == str(tmp_path / "data") and loaded.data.data_split == "s0"
     assert loaded.train.batch_size == CPU_SETTINGS[method][2]["train"]["batch_size"]
+    assert not (loaded.data.use_data_aug_h or loaded.data.use_data_aug_ho or loaded.data.use_data_aug_h_gen)
 
 
 def test_results_table_lists_every_row():
