@@ -73,7 +73,7 @@ def main(argv=None) -> None:
     parser.add_argument("--cameras", type=int, default=4, help="camera views per sequence (1-8)")
     parser.add_argument("--res", type=int, default=64, help="network input size (multiple of 32)")
     parser.add_argument("--roi_res", type=int, default=16, help="ROI feature size (official 32; 16 is 4x cheaper)")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--mixed_precision", default="auto", choices=["auto", "no", "bf16"],
