@@ -123,15 +123,8 @@ class H2ONet(nn.Module):
 @register_model("h2onet")
 def build_h2onet(cfg):
     """H2ONet from an official config (base.mano_root, model.backbone_weights: a local densestack.pth loaded
-    non-strictly into the backbone, as the official ``pretrain: true`` does from a fixed path).
-
-    ``model.freeze_joint_reg`` (default false = official) keeps ``mano_joint_reg`` at its loaded values: the
-    official loss leaves the regressor free to drift along the predicted rotation axis while the global rotation
-    is still wrong (the wrist-relative joints then explode), which short runs from random weights hit. The
-    parameter stays in the state_dict, so checkpoints load strictly either way.
-    """
+    non-strictly into the backbone, as the official ``pretrain: true`` does from a fixed path)."""
     model = H2ONet(*decoder_inputs_from_config(cfg))
     if cfg.model.backbone_weights is not None:
         load_backbone_weights(model.backbone, cfg.model.backbone_weights)
-    model.mano_joint_reg.requires_grad_(not cfg.model.freeze_joint_reg)
     return model

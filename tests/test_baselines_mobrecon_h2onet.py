@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from fixtures_models import assert_step_trains, state_dict_entries
+from fixtures_models import assert_step_trains
 from models import build_model
 from models.baseline_losses import MeshRegressionLoss, edge_length_loss, normal_vector_loss
 from models.h2onet import rot6d_to_matrix_rows
@@ -168,25 +168,6 @@ def test_h2onet_gradient_routing(models, standin_mano_root):
         assert (grad is not None and grad.abs().sum() > 0) == (name in trained), name
     (reg_grad,) = torch.autograd.grad(out["pred_verts3d_cam"].sum(), [model.mano_joint_reg])
     assert reg_grad[0].abs().sum() > 0 and reg_grad[1:].abs().sum() == 0  # only the root row
-
-
-def test_h2onet_joint_regressor_can_be_frozen(models, standin_mano_root):
-    """``model.freeze_joint_reg``: same state_dict, the regressor out of the optimiser and unchanged by a step."""
-    from utils.training import build_optimizer
-
-    torch.manual_seed(0)
-    cfg = official_config("h2onet", standin_mano_root, **{"model.freeze_joint_reg": True})
-    model = build_model(cfg).train()
-    assert state_dict_entries(model) == state_dict_entries(models["h2onet"])
-    assert not model.mano_joint_reg.requires_grad and models["h2onet"].mano_joint_reg.requires_grad
-    before = model.mano_joint_reg.detach().clone()
-    optimizer = build_optimizer(model.parameters(), cfg.optimizer)
-    assert all(p is not model.mano_joint_reg for group in optimizer.param_groups for p in group["params"])
-    out = model(make_batch(standin_mano_root))
-    (out["pred_verts3d_cam"].sum() + out["pred_joints3d_cam"].sum()).backward()
-    optimizer.step()
-    assert torch.equal(model.mano_joint_reg, before)
-    assert model.decoder3d.head.layer.weight.grad.abs().sum() > 0
 
 
 # ------------------------------------------------------------------------------------------ losses

@@ -13,7 +13,6 @@ Project extensions (keys the official code does not have or ignored):
     data.root_dir       honoured (the official loaders ignored it and used ./data/<Dataset>)
     model.backbone_weights  local torchvision ImageNet file of the backbone, or None for random init
     model.backbone      HFL-Net / UniHOPE trunk: resnet50 (official), resnet34 or resnet18 (CPU-sized runs)
-    model.freeze_joint_reg  H2ONet: keep the (officially trainable) 21-joint regressor fixed
     model.roi_res       side of the ROI feature maps of HFL-Net / UniHOPE (official 32; smaller is cheaper)
 
 Usage::
@@ -79,7 +78,6 @@ class ModelSection:
     obj_conf_layer_legacy: bool = True
     backbone_weights: Optional[str] = None
     backbone: str = "resnet50"
-    freeze_joint_reg: bool = False
     roi_res: int = 32
     cls_model: Optional[dict] = None
     h_model: Optional[dict] = None
