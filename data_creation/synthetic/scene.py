@@ -1,10 +1,10 @@
 """Plan of one synthetic sequence: who grasps what, from where, seen by which cameras (world frame).
 
-World frame: metres, table plane ``z = 0``, z up. A sequence has three phases over its frames:
+World frame: metres, table plane ``z = 0``, z up. The subject stands on the table's ``-x`` side, as in DexYCB's
+rig: at the grasp the hand's forward direction (wrist -> knuckles) points along ``+x`` within
+:data:`REACH_SPREAD_DEG`, so each fixed camera sees a hand orientation concentrated around its own view of the reach.
 
-The subject stands on the table's ``-x`` side, as in DexYCB's rig: at the grasp the hand's forward direction
-(wrist -> knuckles) points along ``+x`` within :data:`REACH_SPREAD_DEG`, so each fixed camera sees a hand
-orientation concentrated around its own view of the reach.
+A sequence has three phases over its frames:
 
 * ``approach`` — the open hand (slightly curled, thumb opposed) moves in from the palm side and above while
   turning into its grasping orientation; the object rests on the table;
