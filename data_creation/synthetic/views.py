@@ -68,7 +68,8 @@ def sample_camera(rng: np.random.Generator, viewpoint: tuple, target: np.ndarray
     pose = None
     for _ in range(attempts):
         distance = viewpoint[0] + rng.normal(0.0, 0.03)
-        elevation, azimuth = viewpoint[1] + np.radians(rng.normal(0.0, 4.0)), viewpoint[2] + np.radians(rng.normal(0.0, 4.0))
+        elevation = viewpoint[1] + np.radians(rng.normal(0.0, 4.0))
+        azimuth = viewpoint[2] + np.radians(rng.normal(0.0, 4.0))
         offset = np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)])
         pose = look_at(target + distance * offset, target, rng.normal(0.0, 0.05))
         uv, depth = project(pose, k, keep_visible)

@@ -15,11 +15,17 @@ from torch import nn
 from torchvision.models import resnet18, resnet34, resnet50
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-__all__ = ["BACKBONES", "TwoStreamFPN", "leaky_resnet", "leaky_resnet50"]
+__all__ = ["BACKBONES", "TwoStreamFPN", "check_backbone", "leaky_resnet", "leaky_resnet50"]
 
 FPN_CHANNELS = 256
 P2_STRIDE = 4
 BACKBONES = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
+
+
+def check_backbone(name: str, where: str = "model.backbone") -> None:
+    """ValueError naming ``where`` unless ``name`` is one of :data:`BACKBONES`."""
+    if name not in BACKBONES:
+        raise ValueError(f"{where} must be one of {sorted(BACKBONES)}, got {name!r}")
 
 
 def leaky_resnet(backbone="resnet50", weights_path=None):
@@ -30,8 +36,7 @@ def leaky_resnet(backbone="resnet50", weights_path=None):
         weights_path: optional local torchvision ImageNet state_dict file of that ResNet (e.g.
             ``resnet50-19c8e357.pth``), loaded strictly. Nothing is ever downloaded.
     """
-    if backbone not in BACKBONES:
-        raise ValueError(f"model.backbone must be one of {sorted(BACKBONES)}, got {backbone!r}")
+    check_backbone(backbone)
     net = BACKBONES[backbone](weights=None)
     # Official init is kaiming_normal(fan_out, 'leaky_relu') with slope 0 -> same gain as torchvision's 'relu'.
     net.relu = nn.LeakyReLU(inplace=True)
