@@ -28,6 +28,7 @@ PyTorch defaults (``init_weights`` is never called there, §3.1).
 import torch
 from torch import nn
 
+from models.blocks.fpn import configured_backbone
 from models.blocks.hand_encoder import HandEncoder
 from models.blocks.hand_head import HandRegHead
 from models.blocks.mano_head import ManoRegHead
@@ -89,8 +90,8 @@ class HandOccBackbone(ResNetFPN):
     P = AvgPool2(smooth3(P2)) and gate (B, 1, 32, 32) from ``attention_module``.
     """
 
-    def __init__(self, weights_path=None):
-        super().__init__(smooth_levels=(2, 3), weights_path=weights_path)
+    def __init__(self, weights_path=None, backbone="resnet50"):
+        super().__init__(smooth_levels=(2, 3), weights_path=weights_path, backbone=backbone)
         self.attention_module = SpatialGate()
         self.pool = nn.AvgPool2d(kernel_size=2, stride=2)
 
@@ -126,14 +127,15 @@ class HandOccNet(nn.Module):
     Args:
         mano_layer: right-hand MANO layer (axis-angle, no PCA, flat mean); registered as
             ``regressor.mano_regHead.mano_layer`` and as ``mano_layer``.
-        backbone_weights: optional local torchvision ResNet-50 ImageNet file (None: random init).
+        backbone_weights: optional local torchvision ImageNet file of the trunk (None: random init).
+        backbone: ResNet trunk of the FPN (``model.backbone``; official ``resnet50``).
     """
 
     input_size = INPUT_SIZE
 
-    def __init__(self, mano_layer, backbone_weights=None):
+    def __init__(self, mano_layer, backbone_weights=None, backbone="resnet50"):
         super().__init__()
-        self.backbone = HandOccBackbone(backbone_weights)
+        self.backbone = HandOccBackbone(backbone_weights, backbone)
         self.FIT = FeatureInjectingTransformer(FEATURE_RES, CHANNELS, TRANSFORMER_DEPTH, TRANSFORMER_HEADS)
         self.SET = CRTransformer(FEATURE_RES, CHANNELS, TRANSFORMER_DEPTH, TRANSFORMER_HEADS,
                                  learned_embedding=True)
@@ -166,7 +168,8 @@ def check_input_shape(cfg):
 
 @register_model("hand_occ_net")
 def build_hand_occ_net(cfg):
-    """HandOccNet from an official config (checks the input size; reads base.mano_root, model.backbone_weights;
-    the official ``model.pretrain`` is not read, as in the official code)."""
+    """HandOccNet from an official config (checks the input size; reads base.mano_root, model.backbone /
+    backbone_weights; the official ``model.pretrain`` is not read, as in the official code)."""
     check_input_shape(cfg)
-    return HandOccNet(mano_layer_from_config(cfg), backbone_weights=cfg.model.backbone_weights)
+    return HandOccNet(mano_layer_from_config(cfg), backbone_weights=cfg.model.backbone_weights,
+                      backbone=configured_backbone(cfg))

@@ -14,7 +14,7 @@ x / y (object-box-normalised) and confidence per grid cell, ``pred_verts3d_cam``
 import torch
 from torch import nn
 
-from models.blocks.fpn import TwoStreamFPN, check_backbone
+from models.blocks.fpn import TwoStreamFPN, configured_backbone
 from models.blocks.hand_encoder import HandEncoder
 from models.blocks.hand_head import HandRegHead
 from models.blocks.init import init_head_weights
@@ -200,11 +200,11 @@ def mano_layer_from_config(cfg):
 def trunk_options(cfg) -> dict:
     """``{"backbone", "roi_res"}`` from ``cfg.model``, checked: a known ResNet, and ROIs the hourglass and the
     hand encoder can halve four times (a positive multiple of 16)."""
-    check_backbone(cfg.model.backbone, f"{cfg.source}: model.backbone")
+    backbone = configured_backbone(cfg)
     if cfg.model.roi_res < 16 or cfg.model.roi_res % 16:
         raise ValueError(f"{cfg.source}: model.roi_res must be a positive multiple of 16 (official 32), "
                          f"got {cfg.model.roi_res}")
-    return {"backbone": cfg.model.backbone, "roi_res": cfg.model.roi_res}
+    return {"backbone": backbone, "roi_res": cfg.model.roi_res}
 
 
 @register_model("hflnet")

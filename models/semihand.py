@@ -23,6 +23,7 @@ weights are part of the checkpoints). The spec is silent on the head initialisat
 """
 from torch import nn
 
+from models.blocks.fpn import configured_backbone
 from models.blocks.hand_encoder import HandEncoder
 from models.blocks.hand_head import HandRegHead
 from models.blocks.init import init_head_weights
@@ -52,15 +53,16 @@ class SemiHand(nn.Module):
         mano_layer: right-hand MANO layer (axis-angle, no PCA, flat mean); registered as ``mano_layer`` and
             ``mano_branch.mano_layer`` (one shared module; the official copies hold identical buffers).
         with_object: build and run ``obj_head`` / ``obj_reorgLayer`` (``semi_hand_object``).
-        backbone_weights: optional local torchvision ResNet-50 ImageNet file (None: random init).
+        backbone_weights: optional local torchvision ImageNet file of the trunk (None: random init).
+        backbone: ResNet trunk of the FPN (``model.backbone``; official ``resnet50``).
     """
 
-    def __init__(self, mano_layer, with_object=False, backbone_weights=None):
+    def __init__(self, mano_layer, with_object=False, backbone_weights=None, backbone="resnet50"):
         super().__init__()
         self.roi_res = ROI_RES
         self.with_object = with_object
         self.mano_layer = mano_layer
-        self.base_net = ResNetFPN(smooth_levels=(1, 2, 3), weights_path=backbone_weights)
+        self.base_net = ResNetFPN(smooth_levels=(1, 2, 3), weights_path=backbone_weights, backbone=backbone)
         self.hand_head = HandRegHead(roi_res=ROI_RES, joint_nb=NUM_JOINTS, channels=CHANNELS)
         self.hand_encoder = HandEncoder(num_heatmap_chan=NUM_JOINTS, num_feat_chan=CHANNELS,
                                         size_input_feature=(ROI_RES, ROI_RES))
@@ -106,11 +108,13 @@ class SemiHand(nn.Module):
 
 @register_model("semi_hand")
 def build_semi_hand(cfg):
-    """SemiHand from a config (reads base.mano_root, model.backbone_weights)."""
-    return SemiHand(mano_layer_from_config(cfg), backbone_weights=cfg.model.backbone_weights)
+    """SemiHand from a config (reads base.mano_root, model.backbone / backbone_weights)."""
+    return SemiHand(mano_layer_from_config(cfg), backbone_weights=cfg.model.backbone_weights,
+                    backbone=configured_backbone(cfg))
 
 
 @register_model("semi_hand_object")
 def build_semi_hand_object(cfg):
-    """SemiHandObject from a config (reads base.mano_root, model.backbone_weights)."""
-    return SemiHand(mano_layer_from_config(cfg), with_object=True, backbone_weights=cfg.model.backbone_weights)
+    """SemiHandObject from a config (reads base.mano_root, model.backbone / backbone_weights)."""
+    return SemiHand(mano_layer_from_config(cfg), with_object=True, backbone_weights=cfg.model.backbone_weights,
+                    backbone=configured_backbone(cfg))

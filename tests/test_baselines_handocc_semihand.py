@@ -223,6 +223,25 @@ def test_handoccnet_config_must_give_256_px(standin_mano_root):
         build_model(cfg)
 
 
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_model_backbone_picks_the_fpn_trunk(models, standin_mano_root, name):
+    from models import build_model
+
+    small = build_model(baseline_config(name, standin_mano_root, **{"model.backbone": "resnet18"}))
+    fpn = small.backbone if name == "hand_occ_net" else small.base_net
+    # ResNet-18 stage widths feed the laterals; every module outside the trunk keeps its official shape
+    assert [fpn.latlayer3.in_channels, fpn.latlayer2.in_channels, fpn.latlayer1.in_channels,
+            fpn.toplayer.in_channels] == [64, 128, 256, 512]
+    assert sum(type(m).__name__ == "BasicBlock" for m in fpn.modules()) == 8
+    official = {k: v.shape for k, v in models[name].state_dict().items()}
+    trunk = ("backbone.layer", "backbone.toplayer", "backbone.latlayer", "base_net.layer", "base_net.toplayer",
+             "base_net.latlayer")
+    assert {k: v.shape for k, v in small.state_dict().items() if not k.startswith(trunk)} == \
+        {k: s for k, s in official.items() if not k.startswith(trunk)}
+    with pytest.raises(ValueError, match=rf"{EXPERIMENTS[name]}.*: model.backbone must be one of .*got 'vgg16'"):
+        build_model(baseline_config(name, standin_mano_root, **{"model.backbone": "vgg16"}))
+
+
 @pytest.mark.parametrize("name", ["semi_hand", "semi_hand_object"])
 def test_semihand_test_time_outputs(models, name):
     model = models[name]

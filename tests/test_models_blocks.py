@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.blocks.classifier_heads import image_classifier_head
-from models.blocks.fpn import TwoStreamFPN, leaky_resnet50
+from models.blocks.fpn import TwoStreamFPN, leaky_resnet
 from models.blocks.hand_encoder import HandEncoder
 from models.blocks.hand_head import HandRegHead, Hourglass
 from models.blocks.init import init_head_weights
@@ -61,7 +61,7 @@ def test_backbone_uses_leaky_relu_only(fpn):
 
 def test_local_imagenet_file_is_loaded_into_both_streams(tmp_path):
     torch.manual_seed(1)
-    reference = leaky_resnet50()
+    reference = leaky_resnet("resnet50")
     path = tmp_path / "resnet50-19c8e357.pth"
     torch.save(reference.state_dict(), path)
     fpn = TwoStreamFPN(weights_path=path)

@@ -15,7 +15,7 @@ from torch import nn
 from torchvision.models import resnet18, resnet34, resnet50
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-__all__ = ["BACKBONES", "TwoStreamFPN", "check_backbone", "leaky_resnet", "leaky_resnet50"]
+__all__ = ["BACKBONES", "TwoStreamFPN", "check_backbone", "configured_backbone", "leaky_resnet"]
 
 FPN_CHANNELS = 256
 P2_STRIDE = 4
@@ -26,6 +26,13 @@ def check_backbone(name: str, where: str = "model.backbone") -> None:
     """ValueError naming ``where`` unless ``name`` is one of :data:`BACKBONES`."""
     if name not in BACKBONES:
         raise ValueError(f"{where} must be one of {sorted(BACKBONES)}, got {name!r}")
+
+
+def configured_backbone(cfg) -> str:
+    """``cfg.model.backbone`` of a loaded experiment config, checked by :func:`check_backbone` (the error names
+    the config file)."""
+    check_backbone(cfg.model.backbone, f"{cfg.source}: model.backbone")
+    return cfg.model.backbone
 
 
 def leaky_resnet(backbone="resnet50", weights_path=None):
@@ -50,11 +57,6 @@ def leaky_resnet(backbone="resnet50", weights_path=None):
         state = torch.load(path, map_location="cpu", weights_only=True)
         net.load_state_dict(state, strict=True)
     return net
-
-
-def leaky_resnet50(weights_path=None):
-    """:func:`leaky_resnet` of the official ResNet-50."""
-    return leaky_resnet("resnet50", weights_path)
 
 
 def stage_channels(resnet) -> tuple:
