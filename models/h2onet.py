@@ -58,6 +58,15 @@ class GlobalRotationRegressor(nn.Module):
         x = (joint_latent + rotation_latent).flatten(2)  # (B, 1024, 16)
         return self.fc_block(self.pre_block(self.conv_block(x).flatten(1)))
 
+    def reset_parameters(self):
+        """Kaiming-uniform weights (fan-in, ReLU gain) and zero biases: the official ``train.not_load_rot_reg``
+        re-initialisation. Unlike PyTorch's default init, it keeps the input's share of the 6D output through the
+        nine layers, so the predicted rotation depends on the image from the first step."""
+        for layer in self.modules():
+            if isinstance(layer, (nn.Linear, nn.Conv1d)):
+                nn.init.kaiming_uniform_(layer.weight, nonlinearity="relu")
+                nn.init.zeros_(layer.bias)
+
 
 class H2ONetDecoder(SpiralMeshDecoder):
     """Official ``H2ONet_Decoder``: the SpiralConv mesh decoder plus ``rot_reg``.

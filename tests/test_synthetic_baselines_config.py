@@ -15,14 +15,16 @@ def test_merge_is_recursive_and_keeps_untouched_keys():
 
 
 @pytest.mark.parametrize("method", list(CPU_SETTINGS))
-def test_method_config_loads_with_the_official_model_and_loss(method, tmp_path):
+def test_method_config_loads_with_the_official_model_and_loss(method, tmp_path, standin_mano_root):
+    from models.losses import build_loss
     from utils.config import load_config
 
     folder = Path(__file__).resolve().parents[1] / "experiment" / CPU_SETTINGS[method][0]
     official = json.loads((folder / "cfg.json").read_text())
-    cfg = method_config(method, tmp_path, tmp_path / "data", tmp_path / "mano", workers=0)
+    cfg = method_config(method, tmp_path, tmp_path / "data", standin_mano_root, workers=0)
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     loaded = load_config(tmp_path)  # unknown keys / wrong types in the overrides raise here
+    build_loss(loaded)  # so do loss.weight names that are not terms of the method's loss
     assert loaded.model.name == official["model"]["name"] and loaded.loss.name == official["loss"]["name"]
     assert loaded.data.root_dir == str(tmp_path / "data") and loaded.data.data_split == "s0"
     assert loaded.train.batch_size == CPU_SETTINGS[method][2]["train"]["batch_size"]
