@@ -6,9 +6,9 @@
 Run ``make demo`` first (it renders the synthetic DexYCB-format tree and its label files). Each method starts from
 its official DexYCB s0 experiment folder (``experiment/<method>.dexycb_s0.h-ho_train/cfg.json``), pointed at the
 synthetic tree, without augmentation (as the demo's UniHOPE) and with the CPU-sized changes listed in
-``CPU_SETTINGS`` (batch size, learning rate, input size where the architecture allows it, SimpleHand's small timm
-backbone); ``train.py --stop_after_steps`` trains it and
-``eval.py`` scores ``model_latest.pth`` on the synthetic s0 test split. The mean-pose baseline (mean training
+``CPU_SETTINGS`` (batch size, learning rate, input size where the architecture allows it, a ResNet-18 trunk for
+HandOccNet, SimpleHand's small timm backbone, H2ONet's official ``train.not_load_rot_reg``);
+``train.py --stop_after_steps`` trains it and ``eval.py`` scores ``model_latest.pth`` on the synthetic s0 test split. The mean-pose baseline (mean training
 pose at the GT root) is fitted and scored the same way. Prints, and writes to ``<out>/results.json`` and
 ``<out>/results_table.txt``: J-PE, PA-J-PE, V-PE, PA-V-PE (mm), the J-PE ratio to the baseline, steps and minutes.
 """
@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # method -> (official experiment folder, steps, config overrides applied on top of it)
 CPU_SETTINGS = {
-    "handoccnet": ("handoccnet.dexycb_s0.h-ho_train", 150, {
-        "train": {"batch_size": 8}, "optimizer": {"lr": 3e-4}}),  # 256 px is fixed by the architecture
+    "handoccnet": ("handoccnet.dexycb_s0.h-ho_train", 300, {  # 256 px is fixed by the architecture
+        "model": {"backbone": "resnet18"}, "train": {"batch_size": 16}, "optimizer": {"lr": 3e-4}}),
     # official lr 1e-4 and loss. train.not_load_rot_reg (an official option) starts the rotation regressor from a
     # Kaiming init: from PyTorch's default init its nine layers predict one constant rotation for every image, and
     # the rotated-mesh losses then drag the root along that rotation's axis until the mesh diverges (J-PE 2.1 m).
@@ -37,7 +37,7 @@ CPU_SETTINGS = {
         "train": {"batch_size": 16}}),
     "semihand": ("semihand.dexycb_s0.h-ho_train", 200, {
         "data": {"input_img_shape": [128, 128]}, "train": {"batch_size": 8}, "optimizer": {"lr": 3e-4}}),
-    "simplehand": ("simplehand.dexycb_s0.h-ho_train", 200, {  # 224 px is fixed by the architecture
+    "simplehand": ("simplehand.dexycb_s0.h-ho_train", 600, {  # 224 px is fixed by the architecture
         "train": {"batch_size": 16},
         "model": {"BACKBONE": {"model_name": "fastvit_t8", "out_feature_channel": 768, "drop_path_rate": 0.0},
                   "UV_HEAD": {"in_features": 768}, "MESH_HEAD": {"in_channels": 768}},
