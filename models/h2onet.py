@@ -115,6 +115,10 @@ class H2ONet(nn.Module):
             out["joints_img"] = batch["joints_img"]
         return out
 
+    def reset_rotation_regressor(self):
+        """Official ``train.not_load_rot_reg``: ``decoder3d.rot_reg`` starts again from a Kaiming-uniform init."""
+        self.decoder3d.rot_reg.reset_parameters()
+
     def gt_outputs(self, batch):
         """GT with and without the global rotation (metres); empty without ``mano_pose``."""
         gt = mano_gt_outputs(self.mano_layer, batch)

@@ -129,14 +129,14 @@ def log_epoch(trainer: Trainer, state: TrainState, losses: dict, split_metrics: 
         trainer.writer.flush()
 
 
-def reset_rotation_regressor(cfg, model) -> None:
+def apply_not_load_rot_reg(cfg, model) -> None:
     """Official ``train.not_load_rot_reg``: after the optional resume, H2ONet's global-rotation regressor
     (``decoder3d.rot_reg``) starts again from a Kaiming-uniform init; any other model is a config error."""
-    rot_reg = getattr(getattr(model, "decoder3d", None), "rot_reg", None)
-    if rot_reg is None:
+    reset = getattr(model, "reset_rotation_regressor", None)
+    if reset is None:
         raise ValueError(f"{cfg.source}: train.not_load_rot_reg re-initialises H2ONet's decoder3d.rot_reg, "
                          f"which model {cfg.model.name!r} does not have")
-    rot_reg.reset_parameters()
+    reset()
 
 
 def make_trainer(cfg, accelerator, model, loss_fn, train_loader, resume=None, only_weights=False,
@@ -152,7 +152,7 @@ def make_trainer(cfg, accelerator, model, loss_fn, train_loader, resume=None, on
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch=len(train_loader))
     state = restore(resume, model, optimizer, scheduler, only_weights) if resume else TrainState()
     if cfg.train.not_load_rot_reg:
-        reset_rotation_regressor(cfg, model)
+        apply_not_load_rot_reg(cfg, model)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     trainer = Trainer(accelerator=accelerator, model=model, loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler,
                       train_loader=train_loader, seed=cfg.base.seed, grad_norm_clip=cfg.train.grad_norm_clip,
