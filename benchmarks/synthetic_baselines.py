@@ -9,8 +9,9 @@ synthetic tree, without augmentation (as the demo's UniHOPE) and with the CPU-si
 ``CPU_SETTINGS`` (batch size, learning rate, input size where the architecture allows it, a ResNet-18 trunk for
 HandOccNet, SimpleHand's small timm backbone, H2ONet's official ``train.not_load_rot_reg``);
 ``train.py --stop_after_steps`` trains it and ``eval.py`` scores ``model_latest.pth`` on the synthetic s0 test
-split. The mean-pose baseline (mean training pose at the GT root) is fitted and scored the same way. Prints, and writes to ``<out>/results.json`` and
-``<out>/results_table.txt``: J-PE, PA-J-PE, V-PE, PA-V-PE (mm), the J-PE ratio to the baseline, steps and minutes.
+split. The mean-pose baseline (mean training pose at the GT root) is fitted and scored the same way. Prints,
+and writes to ``<out>/results.json`` and ``<out>/results_table.txt``: J-PE, PA-J-PE, V-PE, PA-V-PE (mm), the J-PE
+ratio to the baseline, steps and minutes.
 """
 from __future__ import annotations
 
