@@ -11,8 +11,10 @@ Project extensions (keys the official code does not have or ignored):
     base.mano_root      folder with MANO_RIGHT.pkl / MANO_LEFT.pkl (None -> env ``MANO_ROOT``)
     base.seed           global seed for python / numpy / torch (official: none)
     data.root_dir       honoured (the official loaders ignored it and used ./data/<Dataset>)
-    model.backbone_weights  local torchvision ImageNet file of the backbone, or None for random init
-    model.backbone      HFL-Net / UniHOPE trunk: resnet50 (official), resnet34 or resnet18 (CPU-sized runs)
+    model.backbone_weights  local weight file of the backbone (torchvision ImageNet ResNet, MobRecon's
+                        densestack.pth, a timm file for SimpleHand), or None for random init
+    model.backbone      FPN trunk of UniHOPE / HFL-Net / HandOccNet / Semi-Hand: resnet50 (official), resnet34
+                        or resnet18 (CPU-sized runs)
     model.roi_res       side of the ROI feature maps of HFL-Net / UniHOPE (official 32; smaller is cheaper)
 
 Usage::
