@@ -3,7 +3,7 @@
     python demo.py --out outputs/demo            # what `make demo` runs
 
 Every step is the real pipeline a user runs on DexYCB: the stand-in hand model is written in the MANO file
-format, `data_creation/make_synthetic.py` renders a DexYCB-layout tree and runs the data-creation tools on it
+format, `data_creation/synthetic/make_synthetic.py` renders a DexYCB-layout tree and runs the data-creation tools on it
 (annotation JSON, grasp labels, occlusion ratios, de-occluded pairs), `train.py` trains UniHOPE with the paired
 self-distillation, and `eval.py`, `eval_h_ho.py`, `eval_occ_intervals.py` write and print their tables. The
 trivial mean-pose baseline is fitted and evaluated the same way for comparison. Finished steps are skipped when
@@ -82,20 +82,20 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     py = sys.executable
-    from data_creation.fit_mean_pose import mean_pose_config
+    from engine.mean_pose_fit import mean_pose_config
     from utils.config import write_experiment
 
     if not (out / "mano" / "MANO_RIGHT.pkl").is_file():
-        run("stand-in hand model", [py, "-m", "data_creation.make_standin_mano", "--out", str(out / "mano")])
+        run("stand-in hand model", [py, "-m", "data_creation.standin_mano.make_standin_mano", "--out", str(out / "mano")])
     if not (out / "data" / "dex_ycb_s0_test_data.json").is_file():
         run("synthetic DexYCB-format data + data-creation tools",
-            [py, "-m", "data_creation.make_synthetic", "--out", str(out / "data"), "--mano_root", str(out / "mano"),
+            [py, "-m", "data_creation.synthetic.make_synthetic", "--out", str(out / "data"), "--mano_root", str(out / "mano"),
              "--sequences", str(args.sequences), "--frames", str(args.frames), "--cameras", str(args.cameras),
              "--workers", str(args.workers), "--prepare", "s0", "--sheet", str(out / "synthetic_sheet.png")])
     trivial = write_experiment(out / "mean_pose.synthetic",
                                mean_pose_config(out / "mean_pose.synthetic", out / "data", out / "mano"))
     if not (trivial / "model_mean.pth").is_file():
-        run("trivial baseline: fit the mean training pose", [py, "-m", "data_creation.fit_mean_pose",
+        run("trivial baseline: fit the mean training pose", [py, "-m", "engine.mean_pose_fit",
                                                               "--model_dir", str(trivial)])
     run("trivial baseline: eval.py", [py, "eval.py", "--model_dir", str(trivial), "--resume",
                                       str(trivial / "model_mean.pth"), "--no_plots"])

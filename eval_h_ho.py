@@ -3,7 +3,7 @@
     accelerate launch --config_file yaml/1_gpu.yaml eval_h_ho.py --model_dir experiment/unihope.dexycb_s0 \\
         --resume experiment/unihope.dexycb_s0/test_model_best.pth
 """
-from utils.eval_cli import run_evaluation
+from engine.eval_command import run_evaluation
 
 
 def groups(predictions, cfg):

@@ -7,7 +7,7 @@ as empty.
     accelerate launch --config_file yaml/1_gpu.yaml eval_occ_intervals.py --model_dir experiment/unihope.dexycb_s0 \\
         --resume experiment/unihope.dexycb_s0/test_model_best.pth --set data.occ_intervals=[0,0.5,1]
 """
-from utils.eval_cli import run_evaluation
+from engine.eval_command import run_evaluation
 
 
 def groups(predictions, cfg):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from utils.cli import base_parser, load_run_config
+from engine.cli import base_parser, load_run_config
 
 
 def parse_args(argv=None):
@@ -38,8 +38,8 @@ def main(argv=None):
     from models.losses import build_loss
     from utils.config import save_config
     from utils.runtime import make_accelerator, seed_everything, setup_logger, summary_writer
-    from utils.train_run import RunCheckpoints, fit, make_trainer
-    from utils.training import SeededSamples
+    from engine.fit import RunCheckpoints, fit, make_trainer
+    from engine.trainer import SeededSamples
 
     accelerator = make_accelerator(
         split_batches=True, mixed_precision=cfg.train.mixed_precision,

@@ -24,7 +24,7 @@ import torch
 def _mano_root(explicit, scratch):
     if explicit or os.environ.get("MANO_ROOT"):
         return explicit or os.environ["MANO_ROOT"]
-    from data_creation.make_standin_mano import write_standin_mano
+    from data_creation.standin_mano.make_standin_mano import write_standin_mano
 
     write_standin_mano(scratch, seed=0)
     return scratch

@@ -61,7 +61,7 @@ def main(argv=None) -> None:
     if args.mano_root is not None:
         run(args.mano_root, repeats=args.repeats)
         return
-    from data_creation.make_standin_mano import write_standin_mano
+    from data_creation.standin_mano.make_standin_mano import write_standin_mano
 
     with tempfile.TemporaryDirectory() as folder:
         write_standin_mano(folder)

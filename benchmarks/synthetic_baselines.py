@@ -111,7 +111,7 @@ def main(argv=None) -> list[dict]:
     if not (data / "dex_ycb_s0_test_data.json").is_file():
         raise SystemExit(f"{data} has no dex_ycb_s0_test_data.json: run `make demo` (or make_synthetic) first")
     py = sys.executable
-    from data_creation.fit_mean_pose import mean_pose_config
+    from engine.mean_pose_fit import mean_pose_config
     from utils.atomic import atomic_write_json, atomic_write_text
     from utils.config import write_experiment
     from utils.runtime import resolve_mixed_precision
@@ -119,7 +119,7 @@ def main(argv=None) -> list[dict]:
     precision = resolve_mixed_precision(args.mixed_precision)
 
     trivial = write_experiment(out / "mean_pose", mean_pose_config(out / "mean_pose", data, mano_root))
-    run([py, "-m", "data_creation.fit_mean_pose", "--model_dir", str(trivial)], trivial / "run.log")
+    run([py, "-m", "engine.mean_pose_fit", "--model_dir", str(trivial)], trivial / "run.log")
     run([py, "eval.py", "--model_dir", str(trivial), "--resume", str(trivial / "model_mean.pth"), "--no_plots"],
         trivial / "run.log")
     baseline = scores(trivial)

@@ -2,7 +2,7 @@
 
 Files read under the dataset root (reference: official-data-eval.md §1.1; ecosystem.md C.1):
 
-* ``dex_ycb_{s}_{split}_data.json`` — the authors' (or ``data_creation/create_dataset_dexycb.py``'s) records,
+* ``dex_ycb_{s}_{split}_data.json`` — the authors' (or ``data_creation/labels/create_dataset_dexycb.py``'s) records,
   through the cached numeric index of :mod:`datasets.dexycb_index`;
 * ``<subject>/<sequence>/<serial>/color_XXXXXX.jpg`` — the RGB frame (its size is read from the file);
 * ``models/<ycb name>/points.xyz`` — object points, for the 21 box keypoints;

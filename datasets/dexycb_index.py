@@ -258,7 +258,7 @@ def load_index(json_path: str | Path) -> DexYCBIndex:
     json_path = Path(json_path)
     if not json_path.is_file():
         raise FileNotFoundError(f"DexYCB annotation file not found: {json_path} "
-                                f"(written by data_creation/create_dataset_dexycb.py or the authors' release)")
+                                f"(written by data_creation/labels/create_dataset_dexycb.py or the authors' release)")
     stamp = _source_stamp(json_path)
     cache = cache_path(json_path)
     if cache.is_file():

@@ -56,7 +56,7 @@ def grasp_flags(keys: Sequence[str], path: Path, input_mode: Optional[str]) -> n
         return np.full(len(keys), INPUT_MODES[input_mode], dtype=bool)
     if not Path(path).is_file():
         raise FileNotFoundError(f"grasp label file not found: {path} (make it with "
-                                f"data_creation/prepare_grasp_dexycb.py, or set data.input_mode to 'h' or 'ho')")
+                                f"data_creation/labels/prepare_grasp_dexycb.py, or set data.input_mode to 'h' or 'ho')")
     return labels_for_keys(load_label_dict(path), keys, path, bool)
 
 

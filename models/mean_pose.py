@@ -1,6 +1,6 @@
 """The trivial baseline ``mean_pose``: the mean root-relative training hand mesh, predicted for every sample.
 
-It learns nothing from images; its two buffers are set by ``data_creation/fit_mean_pose.py`` from the GT meshes
+It learns nothing from images; its two buffers are set by ``engine/mean_pose_fit.py`` from the GT meshes
 of a training split. Evaluated with the same scripts as every model, it gives the error any image model has to
 beat (the evaluation root-aligns predictions to the GT wrist, so only the hand's articulation, shape and global
 orientation count).

@@ -14,7 +14,7 @@ pytest_plugins = ["fixtures_models", "fixtures_mano", "fixtures_data", "fixtures
 @pytest.fixture(scope="session")
 def standin_mano_root(tmp_path_factory):
     """Folder holding a stand-in ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl`` in the official file format."""
-    from data_creation.make_standin_mano import write_standin_mano
+    from data_creation.standin_mano.make_standin_mano import write_standin_mano
 
     root = tmp_path_factory.mktemp("mano")
     write_standin_mano(root, seed=0)

@@ -25,6 +25,6 @@ def first_grasping(dataset, left: bool) -> int:
 @pytest.fixture(scope="session")
 def tiny_deoccluder_dirs(tmp_path_factory):
     """(base inpainting folder, ControlNet folder) of the tiny random pipeline."""
-    from data_creation.tiny_deoccluder import write_tiny_deoccluder
+    from data_creation.fixtures.tiny_deoccluder import write_tiny_deoccluder
 
     return write_tiny_deoccluder(tmp_path_factory.mktemp("tiny_deoccluder"), seed=0)

@@ -7,7 +7,7 @@ evaluates them. Nothing else from the pickle can run code.
 
 Where the folder comes from (never a path relative to a hard-coded location): an explicit argument
 (``--mano_root`` / ``cfg.base.mano_root``), else the environment variable ``MANO_ROOT``.
-For a download-free trial, ``python -m data_creation.make_standin_mano --out data/mano_standin`` writes a
+For a download-free trial, ``python -m data_creation.standin_mano.make_standin_mano --out data/mano_standin`` writes a
 stand-in asset in the same format.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from utils.safe_pickle import chumpy_to_array, load_pickle
 
 MANO_PICKLE_GROUPS = ("numpy", "scipy_sparse", "chumpy", "builtins")
 MANO_ROOT_ENV = "MANO_ROOT"
-STANDIN_HINT = "python -m data_creation.make_standin_mano --out data/mano_standin"
+STANDIN_HINT = "python -m data_creation.standin_mano.make_standin_mano --out data/mano_standin"
 
 # key -> expected shape, checked after chumpy / sparse values are converted to dense arrays.
 _EXPECTED_SHAPES = {

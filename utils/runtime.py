@@ -98,3 +98,8 @@ def resolve_mixed_precision(choice: str) -> str:
     if choice != "auto":
         return choice
     return "bf16" if fast_bf16_available() else "no"
+
+
+def to_device(batch: dict, device) -> dict:
+    """Tensors of ``batch`` moved to ``device`` (dtypes kept); other values passed through."""
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}

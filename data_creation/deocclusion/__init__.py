@@ -3,5 +3,5 @@ under a GT hand-depth ControlNet condition, at several control strengths, and ke
 
 Modules: :mod:`.conditions` (fused crop, GT hand depth, inpainting mask), :mod:`.pipeline` (loading and calling
 the diffusers pipeline), :mod:`.selection` (scorers and the choice of strength), :mod:`.sheets` (visual check),
-:mod:`.run` (the resumable, shardable loop writing crops + the pair index). CLI: ``data_creation/deocclude.py``.
+:mod:`.run` (the resumable, shardable loop writing crops + the pair index). CLI: ``data_creation/deocclusion/deocclude.py``.
 """

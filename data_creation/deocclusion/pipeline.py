@@ -22,7 +22,7 @@ HandRefiner-compatible weights (on a machine with internet access):
    (``cldm_v15.yaml`` from the ControlNet v1.1 repository). Any diffusers depth ControlNet
    (e.g. ``lllyasviel/control_v11f1p_sd15_depth``) also works, less specialised for hands.
 
-``data_creation/tiny_deoccluder.py`` writes a tiny random pipeline in the same layout for tests.
+``data_creation/fixtures/tiny_deoccluder.py`` writes a tiny random pipeline in the same layout for tests.
 """
 from __future__ import annotations
 

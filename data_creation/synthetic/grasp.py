@@ -10,7 +10,7 @@ A grasp is found in three steps (all plain geometry, no optimiser):
    (along the fingers) before the knuckles, shifted along ``w``, and is pushed along ``n`` until palm and
    fingers of the open hand clear it by :data:`PALM_CLEARANCE` (signed distances of the hand vertices); the
    thumb's opposition opens while the thumb would press into it.
-3. **Closing** — each digit curls (flexion axes of the model, :func:`data_creation.render_standin_hand.flexion_pose`;
+3. **Closing** — each digit curls (flexion axes of the model, :func:`data_creation.standin_mano.render_standin_hand.flexion_pose`;
    the thumb also rolls further in front of the palm) until its vertices first press into the object by
    :data:`CONTACT_DEPTH`; digits that touch nothing close fully. Coarse steps, then bisection.
 
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from data_creation.render_standin_hand import flexion_pose
-from data_creation.synthetic_objects import SyntheticObject
+from data_creation.standin_mano.render_standin_hand import flexion_pose
+from data_creation.synthetic.objects import SyntheticObject
 from models.mano import ManoLayer
 from utils.mano_io import ManoAssets
 from utils.mano_pose import mirror_pose

@@ -69,7 +69,7 @@ def write_exact_pairs(root: str | Path, setup: str, mano_root: str | Path, gen_v
         source = deoccluded_path(record.image_path)
         if not source.is_file():
             raise FileNotFoundError(f"grasping sample '{record.key}' has no exact de-occluded render {source} "
-                                    f"(trees written by data_creation.make_synthetic have one per grasping frame)")
+                                    f"(trees written by data_creation.synthetic.make_synthetic have one per grasping frame)")
         crop_path, result_path = out.crop_path(record.key), out.result_path(record.key)
         for folder in (crop_path.parent, result_path.parent):
             folder.mkdir(parents=True, exist_ok=True)

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data_creation.prepare_grasp_dexycb import (ROTATION_THRESHOLD_DEG, TRANSLATION_THRESHOLD_M, is_grasping,
+from data_creation.labels.prepare_grasp_dexycb import (ROTATION_THRESHOLD_DEG, TRANSLATION_THRESHOLD_M, is_grasping,
                                                 object_motion)
 from data_creation.synthetic.grasp import MAX_CURL, NUM_DIGITS, Grasp, HandKit, Preshape, fit_grasp, \
     object_orientation
-from data_creation.synthetic_objects import SyntheticObject
+from data_creation.synthetic.objects import SyntheticObject
 from utils.rotations import axis_angle_to_matrix
 
 ROTATION_MARGIN_DEG = 0.3

@@ -21,7 +21,7 @@ from data_creation.synthetic.grasp import HandKit
 from data_creation.synthetic.scene import SequencePlan, plan_sequence
 from data_creation.synthetic.views import (finish_image, sample_appearance, sample_camera, serial_viewpoints,
                                            table_points, texture_factor)
-from data_creation.synthetic_objects import build_objects
+from data_creation.synthetic.objects import build_objects
 from datasets.dexycb_splits import SERIALS, SUBJECTS
 from models.mano import ManoLayer
 from utils.mano_io import load_mano_assets

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import yaml
 
+from data_creation.synthetic.phases import load_phases
 from data_creation.synthetic.sequence_writer import DEOCCLUDED_NAME
 from datasets.label_files import read_points_xyz, read_rgb
 from utils.ycb import bbox21_from_points, ycb_class_name
@@ -63,7 +64,6 @@ def write_sheet(root: str | Path, out: str | Path, sequences: int = 4, columns: 
     """Sheet of the first ``sequences`` sequences of ``synthetic_phases.json`` (first camera): an approach
     frame and the last lift frame with overlays, and for the first sequence its last frame with the exact
     de-occluded partner. Tiles are half size (320 x 240)."""
-    from data_creation.make_synthetic import load_phases
 
     root = Path(root)
     tiles = []

@@ -1,0 +1,155 @@
+"""The command-line flow of the three evaluation scripts; they differ only in how samples are grouped.
+
+    accelerate launch --config_file yaml/2_gpu.yaml eval.py --model_dir experiment/unihope.dexycb_s0 \\
+        --resume experiment/unihope.dexycb_s0/test_model_best.pth
+    python eval.py --model_dir experiment/classifier_h2onet_hflnet.dexycb_s3 --resume_cls C.pth --resume_h H.pth \\
+        --resume_ho HO.pth                                   # A+B: one checkpoint per sub-model
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from engine.cli import base_parser, load_run_config
+
+AB_CHECKPOINTS = {"resume_cls": "cls_model", "resume_h": "h_model", "resume_ho": "ho_model"}
+
+
+def eval_parser(description: str):
+    parser = base_parser(description)
+    parser.add_argument("--resume", default=None, help="checkpoint to evaluate (official layout or bare state dict)")
+    for flag, part in AB_CHECKPOINTS.items():
+        parser.add_argument(f"--{flag}", default=None, help=f"A+B models: checkpoint of the {part}")
+    parser.add_argument("--save_predictions", action="store_true",
+                        help="also write per-sample predictions to <model_dir>/predictions_test.npz")
+    parser.add_argument("--no_plots", action="store_true", help="skip the PCK plot PNGs")
+    parser.add_argument("--sheet", type=int, default=0, metavar="N",
+                        help="also draw the predicted hand mesh over N test images: <model_dir>/prediction_sheet.png")
+    return parser
+
+
+def load_eval_weights(model, args) -> None:
+    """``--resume`` into the whole model, or ``--resume_cls/_h/_ho`` into the A+B sub-models (strict)."""
+    from utils.checkpoint import load_model_checkpoint
+
+    parts = {part: getattr(args, flag) for flag, part in AB_CHECKPOINTS.items() if getattr(args, flag)}
+    if args.resume and parts:
+        raise SystemExit("give either --resume or --resume_cls/--resume_h/--resume_ho, not both")
+    if args.resume:
+        load_model_checkpoint(model, args.resume)
+    elif parts:
+        missing = sorted(set(AB_CHECKPOINTS.values()) - set(parts))
+        if missing:
+            raise SystemExit(f"A+B evaluation needs a checkpoint for every sub-model; missing: {missing}")
+        for part, path in parts.items():
+            load_model_checkpoint(getattr(model, part), path)
+    else:
+        raise SystemExit("no weights given: pass --resume PATH (or --resume_cls/--resume_h/--resume_ho for A+B)")
+
+
+def run_evaluation(argv, description: str, make_groups, table_name: str) -> dict | None:
+    """Evaluate the test split and write one report folder per group under ``<model_dir>``.
+
+    Args:
+        make_groups: ``(predictions, cfg) -> {group name: sample indices or None}``.
+        table_name: file name of the combined table in ``<model_dir>``.
+    Returns the reports on the main process, None elsewhere.
+    """
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    args = eval_parser(description).parse_args(argv)
+    cfg = load_run_config(args, extra_overrides=['data.eval_type=["test"]'])
+
+    from datasets import build_dataset, build_loader
+    from models import build_model
+    from engine.reports import write_group_reports
+    from engine.eval_pass import collect, group_reports, save_predictions
+    from utils.runtime import make_accelerator, progress, setup_logger
+
+    accelerator = make_accelerator()
+    main = accelerator.is_main_process
+    model_dir = Path(cfg.base.model_dir)
+    logger = setup_logger("eval", model_dir / "test.log", main)
+    model = build_model(cfg)
+    load_eval_weights(model, args)
+    dataset = build_dataset(cfg, "test")
+    loader = build_loader(cfg, "test", dataset)
+    model, loader = accelerator.prepare(model, loader)
+    logger.info("evaluating %d test samples on %d process(es), device %s", len(dataset), accelerator.num_processes,
+                accelerator.device)
+    is_ho3d = cfg.data.name == "HO3D"
+    keep = ("pred_joints3d_cam", "pred_verts3d_cam", "root_joint_flip") if args.save_predictions or is_ho3d else ()
+    predictions = collect(model, loader, accelerator, getattr(dataset, "object_points", None),
+                          cfg.metric.obj_eval_mode, keep=keep,
+                          progress=lambda it: progress(it, "test", main))
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    if not main:
+        return None
+    if args.save_predictions:
+        save_predictions(model_dir / "predictions_test.npz", predictions)
+    if is_ho3d:
+        reports = ho3d_outputs(model_dir, predictions, dataset, plots=not args.no_plots)
+    elif predictions.hand is None:
+        raise SystemExit("the test split has no GT hand meshes: nothing to score")
+    else:
+        reports = group_reports(predictions, make_groups(predictions, cfg), cfg.metric)
+        print(write_group_reports(model_dir, reports, table_name, plots=not args.no_plots))
+    if args.sheet > 0:
+        sheet = prediction_sheet(model_dir, accelerator.unwrap_model(model), dataset, args.sheet, cfg,
+                                 accelerator.device, predictions)
+        logger.info("prediction sheet: %s", sheet)
+    logger.info("results written under %s", model_dir)
+    return reports
+
+
+def prediction_sheet(model_dir: Path, model, dataset, count: int, cfg, device, predictions) -> Path:
+    """``<model_dir>/prediction_sheet.png``: the predicted mesh over ``count`` test images, with J-PE when known."""
+    from utils.mano_io import load_mano_assets, resolve_mano_root
+    from engine.prediction_sheet import sheet_for_run
+
+    faces = load_mano_assets(resolve_mano_root(cfg.base.mano_root), "right").faces
+    errors = predictions.hand.joint_errors_mm if predictions.hand is not None else None
+    return sheet_for_run(model_dir / "prediction_sheet.png", model, dataset, count, faces, device, errors)
+
+
+def ho3d_outputs(model_dir: Path, predictions, dataset, plots: bool = True) -> dict:
+    """HO3D v2 evaluation split: ``<model_dir>/pred.zip`` for the official server (evaluation.txt order,
+    validated), and, when the public GT files sit in the dataset root, local scores in ``<model_dir>/ho3d_local/``
+    with the same metric definitions."""
+    import numpy as np
+
+    from engine.reports import write_group_reports
+    from engine.ho3d_submission import HO3DSubmission, load_ho3d_ground_truth
+    from utils.evaluation import HandEvaluator
+
+    joints, verts, root = (np.concatenate(predictions.saved[k]) for k in
+                           ("pred_joints3d_cam", "pred_verts3d_cam", "root_joint_flip"))
+    submission = HO3DSubmission()
+    submission.add(joints, verts, root)
+    submission.write(model_dir / "pred.zip", expected_count=len(dataset))
+    print(f"HO3D submission written: {model_dir / 'pred.zip'} ({len(joints)} samples)")
+    truth = load_ho3d_ground_truth(dataset.root)
+    if truth is None:
+        print("no evaluation_xyz.json / evaluation_verts.json in the dataset root: submit pred.zip to the server")
+        return {}
+    gt_joints, gt_verts = truth
+    if len(gt_joints) != len(joints):
+        raise SystemExit(f"HO3D ground truth has {len(gt_joints)} samples, the evaluation split {len(joints)}")
+    evaluator = HandEvaluator()
+    evaluator.add(joints, verts, gt_joints, gt_verts, gt_joints[:, 0])
+    report = evaluator.results()
+    report.scores.update(ho3d_scale_translation_scores(joints, root, gt_joints))
+    reports = {"ho3d_local": report}
+    print(write_group_reports(model_dir, reports, "scores_ho3d_local_table.txt", plots=plots))
+    return reports
+
+
+def ho3d_scale_translation_scores(pred_joints, pred_root, gt_joints) -> dict:
+    """The HO3D script's third joint alignment (scale by the wrist -> middle-MCP bone, wrist translation):
+    ``sc_tr_mpjpe`` (mm) and ``auc_sc_tr_j`` (0-50 mm, percent)."""
+    from utils.metrics.hand import point_errors, root_align, scale_translation_align
+    from utils.metrics.pck import auc, pck_curve
+
+    joints, _ = root_align(pred_joints, None, pred_root)
+    errors = point_errors(scale_translation_align(joints, gt_joints), gt_joints)
+    return {"sc_tr_mpjpe": float(errors.mean() * 1000.0), "auc_sc_tr_j": auc(pck_curve(errors)) * 100.0}

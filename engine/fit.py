@@ -1,0 +1,160 @@
+"""Run-level training: epochs, validation, model selection, checkpoint files and resume.
+
+Files written to ``<model_dir>`` (official names): ``model_latest.pth`` (every ``summary.save_latest_freq``
+epochs, and every ``save_every_steps`` steps when asked, for pre-emptible jobs), ``model_{epoch}.pth`` (every
+``summary.save_mid_freq`` epochs), ``{split}_model_best.pth`` and ``{split}_metric_best.json`` when the split's
+``score`` improves after ``summary.save_best_after`` epochs, ``{split}_metric_latest.json`` every epoch.
+Checkpoints hold the official layout plus ``step_in_epoch`` and ``loss_sums`` for exact mid-epoch resume.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from utils.atomic import atomic_write_json
+from utils.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from engine.trainer import (TrainState, Trainer, VALIDATION_KEYS, is_per_iteration, update_score_status,
+                            validate, validation_metrics)
+
+
+class RunCheckpoints:
+    """Writes and restores the checkpoints of one run (main process writes; every process restores)."""
+
+    def __init__(self, model_dir, accelerator, summary_cfg, save_every_steps: int = 0):
+        self.model_dir = Path(model_dir)
+        if accelerator.is_main_process:
+            self.model_dir.mkdir(parents=True, exist_ok=True)
+        self.accelerator = accelerator
+        self.summary = summary_cfg
+        self.save_every_steps = save_every_steps
+
+    def save(self, name: str, trainer: Trainer, state: TrainState) -> None:
+        self.accelerator.wait_for_everyone()
+        if not self.accelerator.is_main_process:
+            return
+        save_checkpoint(self.model_dir / name, self.accelerator.get_state_dict(trainer.model),
+                        optimizer=trainer.optimizer.state_dict(), scheduler=trainer.scheduler.state_dict(),
+                        step=state.step, epoch=state.epoch, score_status=state.score_status,
+                        step_in_epoch=state.step_in_epoch, loss_sums=state.loss_sums)
+
+    def after_step(self, trainer: Trainer, state: TrainState) -> None:
+        if self.save_every_steps and state.step % self.save_every_steps == 0:
+            self.save("model_latest.pth", trainer, state)
+
+    def after_epoch(self, trainer: Trainer, state: TrainState, split_metrics: dict) -> None:
+        """Called once ``state.epoch`` counts the finished epoch; writes metric files and checkpoints."""
+        main = self.accelerator.is_main_process
+        best_splits = []
+        for split, metrics in split_metrics.items():
+            is_best = update_score_status(state, split, metrics)
+            if main:
+                atomic_write_json(self.model_dir / f"{split}_metric_latest.json", {"epoch": state.epoch, **metrics})
+                if is_best:
+                    atomic_write_json(self.model_dir / f"{split}_metric_best.json", {"epoch": state.epoch, **metrics})
+            if is_best and state.epoch > self.summary.save_best_after:
+                best_splits.append(split)
+        if state.epoch % self.summary.save_latest_freq == 0:
+            self.save("model_latest.pth", trainer, state)
+        if self.summary.save_mid_freq and state.epoch % self.summary.save_mid_freq == 0:
+            self.save(f"model_{state.epoch}.pth", trainer, state)
+        for split in best_splits:
+            self.save(f"{split}_model_best.pth", trainer, state)
+
+
+def restore(path, model, optimizer, scheduler, only_weights: bool) -> TrainState:
+    """Load a checkpoint before ``accelerator.prepare``.
+
+    ``only_weights`` (fine-tuning, e.g. UniHOPE from an HFL-Net checkpoint): parameters the checkpoint lacks keep
+    their initialisation, optimizer / scheduler / counters start fresh. Otherwise the load is strict and the
+    optimizer, scheduler, counters and the position inside the epoch are restored.
+    """
+    checkpoint = load_checkpoint(path)
+    load_weights(model, checkpoint["state_dict"], strict=not only_weights, source=str(path))
+    if only_weights:
+        return TrainState()
+    if checkpoint.get("optimizer"):
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    if checkpoint.get("scheduler"):
+        scheduler.load_state_dict(checkpoint["scheduler"])
+    return TrainState(epoch=checkpoint["epoch"], step=checkpoint["step"],
+                      step_in_epoch=checkpoint.get("step_in_epoch", 0),
+                      score_status=checkpoint.get("score_status") or {}, loss_sums=checkpoint.get("loss_sums") or {})
+
+
+def fit(trainer: Trainer, state: TrainState, num_epochs: int, val_loaders: dict, checkpoints: RunCheckpoints,
+        logger, with_global: bool = True, stop_after_steps: int | None = None) -> TrainState:
+    """Train from ``state`` to ``num_epochs``; validate on every split in ``val_loaders`` after each epoch.
+
+    ``stop_after_steps``: leave after that many global steps with ``model_latest.pth`` written (for
+    time-limited jobs; resume with ``--resume model_latest.pth``).
+    """
+    def after_step(trainer_, state_):
+        checkpoints.after_step(trainer_, state_)
+        if stop_after_steps is not None and state_.step >= stop_after_steps:
+            checkpoints.save("model_latest.pth", trainer_, state_)
+            return True
+        return False
+
+    trainer.on_step_end = after_step
+    while state.epoch < num_epochs:
+        losses = trainer.train_one_epoch(state)
+        if stop_after_steps is not None and state.step >= stop_after_steps:
+            logger.info("stopped after step %d (epoch %d, batch %d); resume from model_latest.pth",
+                        state.step, state.epoch, state.step_in_epoch)
+            return state
+        split_metrics = {split: validate(trainer.model, loader, trainer.accelerator,
+                                         lambda data: validation_metrics(data, with_global), VALIDATION_KEYS,
+                                         desc=f"{split} {state.epoch}")
+                         for split, loader in val_loaders.items()}
+        if not is_per_iteration(trainer.scheduler):
+            trainer.scheduler.step()
+        state.epoch += 1
+        state.step_in_epoch, state.loss_sums = 0, {}
+        log_epoch(trainer, state, losses, split_metrics, logger)
+        checkpoints.after_epoch(trainer, state, split_metrics)
+    return state
+
+
+def log_epoch(trainer: Trainer, state: TrainState, losses: dict, split_metrics: dict, logger) -> None:
+    """One log line per split and TensorBoard scalars for the finished epoch."""
+    logger.info("epoch %d: train %s", state.epoch, " ".join(f"{k}={v:.4g}" for k, v in losses.items()))
+    for split, metrics in split_metrics.items():
+        logger.info("epoch %d: %s %s", state.epoch, split, " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+        if trainer.writer is not None:
+            for key, value in metrics.items():
+                trainer.writer.add_scalar(f"{split}_metric/{key}", value, state.epoch)
+    if trainer.writer is not None:
+        for key, value in losses.items():
+            trainer.writer.add_scalar(f"train_epoch/{key}", value, state.epoch)
+        trainer.writer.add_scalar("train/lr_epoch", trainer.optimizer.param_groups[0]["lr"], state.epoch)
+        trainer.writer.flush()
+
+
+def apply_not_load_rot_reg(cfg, model) -> None:
+    """Official ``train.not_load_rot_reg``: after the optional resume, H2ONet's global-rotation regressor
+    (``decoder3d.rot_reg``) starts again from a Kaiming-uniform init; any other model is a config error."""
+    reset = getattr(model, "reset_rotation_regressor", None)
+    if reset is None:
+        raise ValueError(f"{cfg.source}: train.not_load_rot_reg re-initialises H2ONet's decoder3d.rot_reg, "
+                         f"which model {cfg.model.name!r} does not have")
+    reset()
+
+
+def make_trainer(cfg, accelerator, model, loss_fn, train_loader, resume=None, only_weights=False,
+                 writer=None) -> tuple[Trainer, TrainState]:
+    """Optimizer and scheduler from the config, optional resume, then ``accelerator.prepare``.
+
+    The scheduler is not handed to accelerate: it is stepped once per epoch (or after every optimizer step for a
+    per-iteration schedule), whatever the number of processes.
+    """
+    from engine.trainer import build_optimizer, build_scheduler
+
+    optimizer = build_optimizer(model.parameters(), cfg.optimizer)
+    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch=len(train_loader))
+    state = restore(resume, model, optimizer, scheduler, only_weights) if resume else TrainState()
+    if cfg.train.not_load_rot_reg:
+        apply_not_load_rot_reg(cfg, model)
+    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    trainer = Trainer(accelerator=accelerator, model=model, loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler,
+                      train_loader=train_loader, seed=cfg.base.seed, grad_norm_clip=cfg.train.grad_norm_clip,
+                      writer=writer, summary_steps=cfg.summary.save_summary_steps)
+    return trainer, state
