@@ -132,19 +132,27 @@ def mirrored_view(record: HandObjectRecord, width: int) -> _View:
 
 def crop_region(view: _View, fused: bool, width: int, height: int) -> tuple[np.ndarray, float]:
     """Un-augmented crop region (centre px, side px): the hand box, or its union with the object box."""
-    box = geo.bbox_from_points(view.hand_points_2d, HAND_CROP_FACTOR)
-    if fused:
-        box = geo.union_box(box, geo.bbox_from_points(view.object_p2d, HAND_CROP_FACTOR))
+    return crop_region_of_points(view.hand_points_2d, view.object_p2d if fused else None, width, height)
+
+
+def crop_region_of_points(hand_points_2d: np.ndarray, object_points_2d: Optional[np.ndarray], width: int,
+                          height: int) -> tuple[np.ndarray, float]:
+    """Crop region (centre (2,) px, side px) around hand points (N, 2) px, fused with object points (M, 2) px
+    when given: each box enlarged by ``HAND_CROP_FACTOR``, clipped to the image, made square."""
+    box = geo.bbox_from_points(hand_points_2d, HAND_CROP_FACTOR)
+    if object_points_2d is not None:
+        box = geo.union_box(box, geo.bbox_from_points(object_points_2d, HAND_CROP_FACTOR))
     return geo.square_region(geo.clip_box(box, width, height))
 
 
-def _image_tensor(crop: np.ndarray) -> np.ndarray:
+def image_tensor(crop: np.ndarray) -> np.ndarray:
     """(res, res, 3) uint8 -> (3, res, res) float32 in [0, 1]."""
     return np.ascontiguousarray(crop.transpose(2, 0, 1), dtype=np.float32) / 255.0
 
 
-def _resized_copies(crop: np.ndarray, sizes: dict) -> dict:
-    return {key: _image_tensor(cv2.resize(crop, (side, side), interpolation=cv2.INTER_LINEAR))
+def resized_copies(crop: np.ndarray, sizes: dict) -> dict:
+    """Extra network inputs: ``{key: side px}`` -> ``{key: (3, side, side) float32}`` bilinear resizes of a crop."""
+    return {key: image_tensor(cv2.resize(crop, (side, side), interpolation=cv2.INTER_LINEAR))
             for key, side in sizes.items()}
 
 
@@ -165,8 +173,8 @@ def crop_subsample(record: HandObjectRecord, view: _View, image: np.ndarray, mas
     object_p2d = geo.apply_affine(transform, view.object_p2d)
     bbox_obj = geo.bbox_from_points(object_p2d, 1.0)
     out = {
-        "img": _image_tensor(crop),
-        **_resized_copies(crop, settings.extra_resolutions),
+        "img": image_tensor(crop),
+        **resized_copies(crop, settings.extra_resolutions),
         "bbox_hand": bbox_hand, "bbox_obj": bbox_obj,
         "aug_rot_mat": rotation.astype(np.float32),
         "intrinsics": np.array([cropped_k[0, 0], cropped_k[1, 1], cropped_k[0, 2], cropped_k[1, 2]], np.float32),

@@ -15,11 +15,16 @@ from engine.cli import base_parser, load_run_config
 AB_CHECKPOINTS = {"resume_cls": "cls_model", "resume_h": "h_model", "resume_ho": "ho_model"}
 
 
-def eval_parser(description: str):
-    parser = base_parser(description)
-    parser.add_argument("--resume", default=None, help="checkpoint to evaluate (official layout or bare state dict)")
+def add_weight_arguments(parser) -> None:
+    """``--resume`` and the A+B ``--resume_cls/_h/_ho`` flags read by :func:`load_eval_weights`."""
+    parser.add_argument("--resume", default=None, help="checkpoint of the model (official layout or bare state dict)")
     for flag, part in AB_CHECKPOINTS.items():
         parser.add_argument(f"--{flag}", default=None, help=f"A+B models: checkpoint of the {part}")
+
+
+def eval_parser(description: str):
+    parser = base_parser(description)
+    add_weight_arguments(parser)
     parser.add_argument("--save_predictions", action="store_true",
                         help="also write per-sample predictions to <model_dir>/predictions_test.npz")
     parser.add_argument("--no_plots", action="store_true", help="skip the PCK plot PNGs")
