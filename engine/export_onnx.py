@@ -11,7 +11,7 @@ classifier's choice taken per sample with ``torch.where``; its outputs equal the
 """
 from __future__ import annotations
 
-import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -78,9 +78,12 @@ def export_model(model: nn.Module, settings: SampleSettings, path: str | Path) -
         outputs = model(dict(zip(input_keys, tensors)))
     output_keys = tuple(key for key in PREDICTION_KEYS if key in outputs)
     dynamic = {name: {0: "batch"} for name in (*input_keys, *output_keys)}
-    torch.onnx.export(_PositionalModel(model, input_keys, output_keys), tensors, str(path), dynamo=False,
-                      input_names=list(input_keys), output_names=list(output_keys), dynamic_axes=dynamic,
-                      opset_version=ONNX_OPSET)
+    with warnings.catch_warnings():  # the tracer warns at every shape check of the models (constants once traced)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: the dynamo one needs onnxscript
+        torch.onnx.export(_PositionalModel(model, input_keys, output_keys), tensors, str(path), dynamo=False,
+                          input_names=list(input_keys), output_names=list(output_keys), dynamic_axes=dynamic,
+                          opset_version=ONNX_OPSET)
     return output_keys
 
 
