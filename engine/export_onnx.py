@@ -81,6 +81,8 @@ def export_model(model: nn.Module, settings: SampleSettings, path: str | Path) -
     with warnings.catch_warnings():  # the tracer warns at every shape check of the models (constants once traced)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: the dynamo one needs onnxscript
+        # models/blocks/roi.py uses sampling_ratio=-1 (adaptive), which is what ONNX's 0 means
+        warnings.filterwarnings("ignore", message="ONNX export for RoIAlign with a non-zero sampling_ratio")
         torch.onnx.export(_PositionalModel(model, input_keys, output_keys), tensors, str(path), dynamo=False,
                           input_names=list(input_keys), output_names=list(output_keys), dynamic_axes=dynamic,
                           opset_version=ONNX_OPSET)
