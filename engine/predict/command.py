@@ -4,13 +4,16 @@
     python predict.py clip.mp4 --model_dir D --resume C.pth --detector --smooth --out out/
     python predict.py crop.png --model_dir D --onnx m.onnx --full_image --side left --out out/
 
-Per image ``NAME``: ``out/NAME_overlay.png``, ``out/NAME.json`` and with ``--save_mesh`` ``out/NAME_hand{k}.obj``.
+Without inputs, the images a ``--boxes`` file names by path are used. Per image ``NAME`` (its stem, or its path
+below the inputs' common folder joined by ``__`` when stems repeat): ``out/NAME_overlay.png``, ``out/NAME.json``
+and with ``--save_mesh`` ``out/NAME_hand{k}.obj``.
 Per video ``NAME``: ``out/NAME_overlay.mp4``, ``out/NAME_frames/frame_{i:06d}.json`` (one record per frame) and
 with ``--save_mesh`` ``out/NAME_frames/frame_{i:06d}_hand{k}.obj``. Bad input ends with exit status 2.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,12 +65,17 @@ def predict_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def camera_intrinsics(args, width: int, height: int) -> np.ndarray:
-    """(3, 3) px: ``--intrinsics``, else ``--focal`` at the image centre, else HaMeR's default focal."""
-    if args.intrinsics is not None:
+def camera_intrinsics(args, width: int, height: int, hands: list[HandBox]) -> np.ndarray:
+    """(3, 3) px: ``--intrinsics``, else ``--focal`` at the image centre, else the image's ``intrinsics`` in the
+    boxes file, else HaMeR's default focal (utils/camera.py)."""
+    listed = next((hand.intrinsics for hand in hands if hand.intrinsics is not None), None)
+    if args.intrinsics is None and args.focal is None and listed is not None:
+        fx, fy, cx, cy = listed
+    elif args.intrinsics is not None:
         fx, fy, cx, cy = args.intrinsics
-        return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
-    return pinhole_intrinsics(width, height, args.focal)
+    else:
+        return pinhole_intrinsics(width, height, args.focal)
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
 
 
 def collect_inputs(paths: list[str]) -> tuple[list[Path], list[Path]]:
@@ -99,6 +107,7 @@ class Run:
     faces: np.ndarray
     renderers: RendererCache
     out: Path
+    names: dict
 
     def hands(self, boxes, image: np.ndarray, *names: str) -> list[HandBox]:
         if self.args.full_image:
@@ -108,7 +117,7 @@ class Run:
     def frame(self, image, hands, where, smoother=None):
         """Placed hands (smoothed when asked), the record fields and the overlay of one picture."""
         height, width = image.shape[:2]
-        intrinsics = camera_intrinsics(self.args, width, height)
+        intrinsics = camera_intrinsics(self.args, width, height, hands)
         placed = self.pipeline(image, hands, intrinsics, where)
         if smoother is not None:
             placed = smoother(placed)
@@ -128,10 +137,11 @@ def predict_images(run: Run, images: list[Path], boxes) -> int:
     for path in progress(images, "images"):
         image = read_rgb(path)
         placed, intrinsics, overlay = run.frame(image, run.hands(boxes, image, str(path), path.name), f"image {path}")
-        Image.fromarray(overlay).save(run.out / f"{path.stem}_overlay.png")
-        write_record(run.out / f"{path.stem}.json",
+        name = run.names[path]
+        Image.fromarray(overlay).save(run.out / f"{name}_overlay.png")
+        write_record(run.out / f"{name}.json",
                      image_record(str(path), image.shape[1], image.shape[0], intrinsics, placed))
-        run.save_meshes(placed, run.out / path.stem)
+        run.save_meshes(placed, run.out / name)
         count += len(placed)
     return count
 
@@ -139,10 +149,10 @@ def predict_images(run: Run, images: list[Path], boxes) -> int:
 def predict_video(run: Run, path: Path, boxes) -> int:
     """Overlay ``.mp4`` and one record per frame of a video; returns the number of frames."""
     fps, total, frames = video_frames(path)
-    folder = run.out / f"{path.stem}_frames"
+    folder = run.out / f"{run.names[path]}_frames"
     folder.mkdir(parents=True, exist_ok=True)
     smoother = HandSmoother(fps, run.args.smooth_min_cutoff, run.args.smooth_beta) if run.args.smooth else None
-    sink = VideoSink(run.out / f"{path.stem}_overlay.mp4", fps)
+    sink = VideoSink(run.out / f"{run.names[path]}_overlay.mp4", fps)
     index = -1
     try:
         for index, image in enumerate(progress(frames, path.name, total=total or None)):
@@ -171,13 +181,13 @@ def make_predictor(args, cfg, settings):
     return TorchPredictor(model, make_accelerator().device)
 
 
-def hand_source(args, images: list[Path], videos: list[Path]):
-    """Boxes per image (``--boxes`` / ``--detector``), or None for ``--full_image``; per video for the detector."""
+def hand_source(args, images: list[Path], videos: list[Path], listed) -> tuple:
+    """(boxes of the images, {video: its boxes}): the ``--boxes`` file (``listed``), the detector's, or
+    (None, {}) for ``--full_image``."""
     if args.full_image:
         return None, {}
-    if args.boxes:
-        boxes = read_boxes_file(args.boxes)
-        return boxes, {video: boxes for video in videos}
+    if listed is not None:
+        return listed, {video: listed for video in videos}
     if not args.detector:
         raise PredictInputError("say where the hands are: --boxes FILE, --detector or --full_image")
     python = detector_python(args.detector_python)
@@ -187,24 +197,44 @@ def hand_source(args, images: list[Path], videos: list[Path]):
                          for video in videos}
 
 
+def listed_images(boxes: dict) -> list[str]:
+    """The images a boxes file names by path (used when no inputs are given)."""
+    paths = [name for name in boxes if Path(name).is_file()]
+    if not paths:
+        raise PredictInputError("no inputs given, and the boxes file names no existing image file")
+    return paths
+
+
+def output_stems(paths: list[Path]) -> dict[Path, str]:
+    """Output name of each input: its stem, or, when stems repeat (DexYCB-style trees name every frame
+    ``color_000000.jpg``), its path below the inputs' common folder with ``__`` between the parts."""
+    if len({path.stem for path in paths}) == len(paths):
+        return {path: path.stem for path in paths}
+    resolved = [path.resolve() for path in paths]
+    common = Path(os.path.commonpath(resolved))
+    return {path: "__".join(full.relative_to(common).with_suffix("").parts) for path, full in zip(paths, resolved)}
+
+
 def run_predict(argv=None) -> dict:
     args = predict_parser().parse_args(argv)
     cfg = load_run_config(args)
     settings = sample_settings(cfg, "test", "dexycb")
-    if args.inputs and not args.out:
+    listed = read_boxes_file(args.boxes) if args.boxes else None
+    inputs = args.inputs or (listed_images(listed) if listed is not None else [])
+    if inputs and not args.out:
         raise PredictInputError("--out FOLDER is required with inputs")
-    if not args.inputs and not args.export_onnx:
+    if not inputs and not args.export_onnx:
         raise PredictInputError("nothing to do: give images / folders / videos, or --export_onnx PATH")
-    images, videos = collect_inputs(args.inputs) if args.inputs else ([], [])
+    images, videos = collect_inputs(inputs) if inputs else ([], [])
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
     predictor = make_predictor(args, cfg, settings)
-    if not args.inputs:
+    if not inputs:
         return {"images": 0, "hands": 0, "videos": {}}
-    image_boxes, video_boxes = hand_source(args, images, videos)
+    image_boxes, video_boxes = hand_source(args, images, videos, listed)
     faces = load_mano_assets(resolve_mano_root(cfg.base.mano_root), "right").faces
     run = Run(args, HandPipeline(predictor, settings, cfg.data.bbox_hand_normalize_2d_joint), faces, RendererCache(),
-              Path(args.out))
+              Path(args.out), output_stems(images + videos))
     try:
         hands = predict_images(run, images, image_boxes)
         frames = {str(video): predict_video(run, video, video_boxes.get(video)) for video in videos}

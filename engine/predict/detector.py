@@ -30,7 +30,8 @@ def detector_python(path: str | Path | None = None) -> Path:
     return python
 
 
-def detect_hands(python: Path, inputs: list[Path], boxes_path: Path, timeout_s: float = 3600) -> dict[str, list[HandBox]]:
+def detect_hands(python: Path, inputs: list[Path], boxes_path: Path,
+                 timeout_s: float = 3600) -> dict[str, list[HandBox]]:
     """Run ``tools/detect_hands.py`` on images or one video; returns the boxes it wrote to ``boxes_path``."""
     command = [str(python), str(DETECTOR_SCRIPT), "--out", str(boxes_path), *map(str, inputs)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)

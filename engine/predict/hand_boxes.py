@@ -1,9 +1,10 @@
 """Where the hands are: a boxes file (JSON or CSV), or the whole image as one hand.
 
 One record per hand. JSON: a list of objects ``{"image": NAME, "box": [x1, y1, x2, y2], "side": "right" | "left",
-"object_box": [x1, y1, x2, y2], "score": S}`` (``side`` defaults to right; ``object_box`` and ``score`` are
-optional). CSV: a header with ``image,x1,y1,x2,y2`` and optionally ``side``, ``ox1,oy1,ox2,oy2`` (the object box,
-all four or none filled) and ``score``. ``image`` is the image's file name (or its path as given on the command
+"object_box": [x1, y1, x2, y2], "score": S, "intrinsics": [fx, fy, cx, cy]}`` (``side`` defaults to right;
+``object_box``, ``score`` and the image's camera ``intrinsics`` are optional). CSV: a header with
+``image,x1,y1,x2,y2`` and optionally ``side``, ``ox1,oy1,ox2,oy2`` (the object box, all four or none filled) and
+``score``. ``image`` is the image's file name (or its path as given on the command
 line); for a video it is the frame number, from 0. Boxes are pixels of the original image: the tight box around
 the hand (what a hand detector returns); the crop around it is enlarged as in training.
 """
@@ -21,7 +22,7 @@ import numpy as np
 from engine.predict import PredictInputError
 
 SIDES = ("right", "left")
-JSON_KEYS = {"image", "box", "side", "object_box", "score"}
+JSON_KEYS = {"image", "box", "side", "object_box", "score", "intrinsics"}
 CSV_BOX = ("x1", "y1", "x2", "y2")
 CSV_OBJECT_BOX = ("ox1", "oy1", "ox2", "oy2")
 CSV_COLUMNS = {"image", *CSV_BOX, "side", *CSV_OBJECT_BOX, "score"}
@@ -32,12 +33,14 @@ FULL_IMAGE_HAND_FRACTION = 1.0 / 1.5
 
 @dataclass(frozen=True)
 class HandBox:
-    """One hand to reconstruct: ``box`` (4,) px ``[x1, y1, x2, y2]``, ``side``, optional ``object_box`` (4,) px."""
+    """One hand to reconstruct: ``box`` (4,) px ``[x1, y1, x2, y2]``, ``side``, optional ``object_box`` (4,) px,
+    detector ``score`` and the image's ``intrinsics`` (4,) ``[fx, fy, cx, cy]`` px."""
 
     box: np.ndarray
     side: str = "right"
     object_box: Optional[np.ndarray] = None
     score: Optional[float] = None
+    intrinsics: Optional[np.ndarray] = None
 
     @property
     def is_left(self) -> bool:
@@ -84,6 +87,18 @@ def _score(value, where: str) -> Optional[float]:
     return score
 
 
+def _intrinsics(values, where: str) -> Optional[np.ndarray]:
+    if values is None:
+        return None
+    try:
+        camera = np.asarray([float(v) for v in values], dtype=np.float64)
+    except (TypeError, ValueError):
+        camera = np.zeros(0)
+    if camera.shape != (4,) or not np.all(np.isfinite(camera)) or camera[0] <= 0 or camera[1] <= 0:
+        raise PredictInputError(f"{where}: 'intrinsics' must be [fx, fy, cx, cy] with fx, fy > 0, got {values!r}")
+    return camera
+
+
 def _image_key(value, where: str) -> str:
     if value is None or str(value).strip() == "":
         raise PredictInputError(f"{where}: missing 'image' (the image file name, or the frame number of a video)")
@@ -111,7 +126,7 @@ def _json_records(path: Path) -> list[tuple[str, HandBox]]:
         records.append((_image_key(item.get("image"), where), HandBox(
             _box(item["box"], f"{where}, 'box'"), _side(item.get("side"), where),
             None if object_box is None else _box(object_box, f"{where}, 'object_box'"),
-            _score(item.get("score"), where))))
+            _score(item.get("score"), where), _intrinsics(item.get("intrinsics"), where))))
     return records
 
 

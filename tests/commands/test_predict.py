@@ -5,6 +5,8 @@ tests/engine/test_predict_parts.py; here: the outputs and their schema, left han
 parity, and the errors a user meets.
 """
 import json
+import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -60,9 +62,13 @@ def test_images_give_overlays_records_and_meshes(experiment, tmp_path):
                             "--boxes", str(boxes_json(tmp_path / "b.json", frames)), "--save_mesh",
                             "--intrinsics", str(fx), str(fy), str(cx), str(cy)])
     assert summary["images"] == 2 and summary["hands"] == 2
-    stem = frames[0][0].rsplit("/", 1)[1].rsplit(".", 1)[0]  # both frames are color_00000k.jpg of other folders
-    assert {p.name for p in out.iterdir()} >= {f"{stem}.json", f"{stem}_overlay.png", f"{stem}_hand0.obj"}
-    record = json.loads(next(out.glob("*.json")).read_text())
+    # DexYCB names every frame color_00000k.jpg: outputs are named by the path below the common folder
+    common = Path(os.path.commonpath([frames[0][0], frames[1][0]]))
+    name = "__".join(Path(frames[0][0]).relative_to(common).with_suffix("").parts)
+    assert Path(frames[0][0]).stem == Path(frames[1][0]).stem and name.endswith("__color_000000")
+    assert {p.name for p in out.iterdir()} >= {f"{name}.json", f"{name}_overlay.png", f"{name}_hand0.obj"}
+    record = json.loads((out / f"{name}.json").read_text())
+    assert record["image"] == frames[0][0]
     assert record["width"] == 640 and record["height"] == 480
     assert record["intrinsics"] == [[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]]
     (hand,) = record["hands"]
@@ -74,12 +80,12 @@ def test_images_give_overlays_records_and_meshes(experiment, tmp_path):
     assert np.array(hand["joints_3d_cam_m"])[:, 2].min() > 0.05  # in front of the camera
     assert 0.0 <= hand["grasp_probability"] <= 1.0 and 0.0 <= hand["occlusion_probability"] <= 1.0
     assert hand["placement"] in ("joints_2d", "hand_box") and isinstance(hand["grasping"], bool)
-    overlay = cv2.imread(str(next(out.glob("*_overlay.png"))))
+    overlay = cv2.imread(str(out / f"{name}_overlay.png"))
     assert overlay.shape == (480, 640 + 480, 3)
     original = cv2.imread(record["image"])
     assert (overlay[:, :640] != original).any(axis=2).sum() > 100  # the mesh is drawn over the photo
     assert (overlay[:, 640:] != 255).any(axis=2).sum() > 100  # and in the side view
-    obj = next(out.glob("*_hand0.obj")).read_text().splitlines()
+    obj = (out / f"{name}_hand0.obj").read_text().splitlines()
     assert sum(line.startswith("v ") for line in obj) == 778 and sum(line.startswith("f ") for line in obj) == 1538
 
 
@@ -165,14 +171,18 @@ def test_onnx_export_matches_pytorch_and_runs_in_predict(experiment, tmp_path):
     assert set(onnx_out) == set(torch_out) >= {"pred_joints3d_cam", "pred_verts3d_cam", "preds_joints2d"}
     for key in torch_out:
         assert np.abs(onnx_out[key].astype(np.float64) - torch_out[key]).max() <= 1e-5, key
-    boxes = boxes_json(tmp_path / "b.json", frames[:1])
+    camera = [600.0, 601.0, 330.0, 250.0]
+    boxes = tmp_path / "b.json"
+    boxes.write_text(json.dumps([{"image": frames[0][0], "box": frames[0][1].tolist(), "intrinsics": camera}]))
     records = {}
-    for backend in (["--onnx", str(onnx_path)], ["--resume", str(checkpoint)]):
-        out = tmp_path / backend[0].strip("-")
-        predict.main([frames[0][0], "--model_dir", str(folder), *backend, "--out", str(out), "--boxes", str(boxes)])
-        records[backend[0]] = json.loads(next(out.glob("*.json")).read_text())["hands"][0]
+    for inputs, backend in (([frames[0][0]], ["--onnx", str(onnx_path)]), ([], ["--resume", str(checkpoint)])):
+        out = tmp_path / backend[0].strip("-")  # no inputs: the images the boxes file names
+        predict.main([*inputs, "--model_dir", str(folder), *backend, "--out", str(out), "--boxes", str(boxes)])
+        records[backend[0]] = json.loads(next(out.glob("*.json")).read_text())
+    assert records["--resume"]["image"] == frames[0][0]
+    assert records["--onnx"]["intrinsics"] == [[600.0, 0.0, 330.0], [0.0, 601.0, 250.0], [0.0, 0.0, 1.0]]
     for key in ("joints_3d_cam_m", "verts_3d_cam_m"):
-        assert np.allclose(records["--onnx"][key], records["--resume"][key], atol=1e-4), key
+        assert np.allclose(records["--onnx"]["hands"][0][key], records["--resume"]["hands"][0][key], atol=1e-4), key
 
 
 def test_full_image_mode_needs_no_boxes(experiment, tmp_path):
@@ -211,3 +221,26 @@ def test_bad_boxes_file_and_inputs_exit_2_with_the_reason(experiment, tmp_path, 
     assert "nope.jpg does not exist" in message
     message = run_expecting_exit_2([frames[0][0], *model_args(experiment), "--out", str(tmp_path)], capsys)
     assert "--boxes FILE, --detector or --full_image" in message
+
+
+def test_dataset_boxes_lists_gt_boxes_sides_objects_and_cameras(experiment, tmp_path):
+    from datasets import build_dataset
+    from engine.predict.dataset_boxes import main as boxes_main
+    from engine.predict.hand_boxes import read_boxes_file
+    from utils.config import load_config
+
+    folder, _, _ = experiment
+    path = boxes_main(["--model_dir", str(folder), "--count", "4", "--out", str(tmp_path / "gt" / "boxes.json")])
+    records = json.loads(path.read_text())
+    dataset = build_dataset(load_config(folder), "test")
+    assert len(records) == 4
+    by_path = {dataset.record(i).image_path: dataset.record(i) for i in range(len(dataset))}
+    for item in records:
+        record = by_path[item["image"]]
+        points = record.joints_2d
+        assert np.allclose(item["box"], [*points.min(0), *points.max(0)], atol=0.01)
+        assert item["side"] == ("left" if record.is_left else "right")
+        assert ("object_box" in item) == record.grasping
+        assert item["intrinsics"] == [record.intrinsics[0, 0], record.intrinsics[1, 1], record.intrinsics[0, 2],
+                                      record.intrinsics[1, 2]]
+    assert sum(len(hands) for hands in read_boxes_file(path).values()) == 4  # a valid predict.py boxes file

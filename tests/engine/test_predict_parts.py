@@ -18,7 +18,8 @@ SETTINGS = SampleSettings(res=64)
 
 
 def test_json_and_csv_boxes_files_read_the_same_hands(tmp_path):
-    records = [{"image": "a.png", "box": [10, 20, 50, 80], "side": "left", "object_box": [30, 30, 90, 90]},
+    records = [{"image": "a.png", "box": [10, 20, 50, 80], "side": "left", "object_box": [30, 30, 90, 90],
+                "intrinsics": [500, 500, 320, 240]},
                {"image": "a.png", "box": [100, 20, 150, 70], "score": 0.9},
                {"image": "7", "box": [1, 2, 3, 4]}]
     (tmp_path / "b.json").write_text(json.dumps(records))
@@ -32,6 +33,7 @@ def test_json_and_csv_boxes_files_read_the_same_hands(tmp_path):
         first, second = hands["a.png"]
         assert first.side == "left" and first.box.tolist() == [10, 20, 50, 80]
         assert first.object_box.tolist() == [30, 30, 90, 90]
+        assert first.intrinsics is None or first.intrinsics.tolist() == [500, 500, 320, 240]  # JSON only
         assert second.side == "right" and second.object_box is None and second.score == pytest.approx(0.9)
         assert hands_for(hands, "/x/a.png", "a.png") == hands["a.png"]
         assert hands_for(hands, "b.png") == []
@@ -46,6 +48,7 @@ def test_json_and_csv_boxes_files_read_the_same_hands(tmp_path):
     ('[{"box": [1, 2, 3, 4]}]', "missing 'image'"),
     ('[{"image": "a.png", "box": [1, 2, 3, 4], "object_box": [0, 0, "x", 1]}]', "'object_box': expected 4 numbers"),
     ('not json', "not valid JSON"),
+    ('[{"image": "a.png", "box": [1, 2, 3, 4], "intrinsics": [0, 1, 2, 3]}]', r"'intrinsics' must be \[fx, fy, cx, cy\]"),
 ])
 def test_bad_json_boxes_name_the_file_and_the_record(tmp_path, content, message):
     path = tmp_path / "boxes.json"
