@@ -136,7 +136,10 @@ def predict_images(run: Run, images: list[Path], boxes) -> int:
     count = 0
     for path in progress(images, "images"):
         image = read_rgb(path)
-        placed, intrinsics, overlay = run.frame(image, run.hands(boxes, image, str(path), path.name), f"image {path}")
+        hands = run.hands(boxes, image, str(path), path.name)
+        if not hands:
+            print(f"predict.py: no hand boxes for image {path}: nothing reconstructed there", file=sys.stderr)
+        placed, intrinsics, overlay = run.frame(image, hands, f"image {path}")
         name = run.names[path]
         Image.fromarray(overlay).save(run.out / f"{name}_overlay.png")
         write_record(run.out / f"{name}.json",

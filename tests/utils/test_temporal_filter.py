@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+from benchmarks.smoothing_jitter import error_mm, noisy_hand_sequence
 from utils.temporal_filter import OneEuroFilter, jitter, smooth_sequence, smoothing_factor
 
 
@@ -29,24 +30,12 @@ def test_jitter_is_zero_for_constant_speed_and_positive_for_noise():
         jitter(np.zeros((2, 4, 3)))
 
 
-def noisy_hand_sequence(frames=90, fps=30.0, noise_m=0.004, seed=0):
-    """A 21-point 'hand' drifting on a slow circle (radius 5 cm, one turn in 3 s) + Gaussian noise, metres."""
-    rng = np.random.default_rng(seed)
-    shape = rng.normal(scale=0.04, size=(21, 3))
-    angle = 2 * np.pi * np.arange(frames) / (3 * fps)
-    path = np.stack([0.05 * np.cos(angle), 0.05 * np.sin(angle), 0.6 + 0 * angle], axis=1)  # (T, 3)
-    clean = shape[None] + path[:, None]
-    return clean, clean + rng.normal(scale=noise_m, size=clean.shape)
-
-
 def test_smoothing_lowers_jitter_and_stays_near_the_clean_motion():
     clean, noisy = noisy_hand_sequence()
     smoothed = smooth_sequence(noisy, fps=30.0, min_cutoff_hz=1.0, beta=10.0)  # predict.py defaults
     before, after = jitter(noisy) * 1000, jitter(smoothed) * 1000  # mm / frame^2
     assert after < 0.3 * before, (before, after)
-    error_noisy = np.linalg.norm(noisy - clean, axis=2).mean()
-    error_smoothed = np.linalg.norm(smoothed - clean, axis=2)[10:].mean()  # after the start-up frames
-    assert error_smoothed < error_noisy
+    assert error_mm(smoothed, clean) < error_mm(noisy, clean)
 
 
 def test_shape_change_is_an_error():
