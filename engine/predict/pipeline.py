@@ -8,7 +8,8 @@ import numpy as np
 from datasets.hand_object_sample import SampleSettings
 from engine.predict.crops import build_hand_crop
 from engine.predict.hand_boxes import HandBox
-from engine.predict.network import joints_2d_crop_px, model_input_keys
+from engine.predict import PredictInputError
+from engine.predict.network import JOINTS_3D_KEY, VERTS_3D_KEY, joints_2d_crop_px, model_input_keys
 from engine.predict.placement import PlacedHand, place_hand
 
 
@@ -29,6 +30,9 @@ class HandPipeline:
         crops = [build_hand_crop(image, hand, self.settings, where) for hand in hands]
         inputs = {key: np.stack([crop.inputs[key] for crop in crops]) for key in model_input_keys(self.settings)}
         outputs = self.predictor(inputs)
+        if JOINTS_3D_KEY not in outputs or VERTS_3D_KEY not in outputs:
+            raise PredictInputError(f"this model predicts no hand mesh (outputs {sorted(outputs)}); predict.py needs "
+                                    f"{JOINTS_3D_KEY} and {VERTS_3D_KEY} (a grasp classifier alone cannot be used)")
         joints_2d = joints_2d_crop_px(outputs, inputs["bbox_hand"], self.settings.res, self.box_normalised)
         return [place_hand(hand, crop, outputs, row, None if joints_2d is None else joints_2d[row], intrinsics)
                 for row, (hand, crop) in enumerate(zip(hands, crops))]

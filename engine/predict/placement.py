@@ -22,6 +22,7 @@ from models.blocks.classifier_heads import GRASPING, OCCLUDED
 from utils.camera import box_fit_translation, solve_root_translation
 
 MIN_DEPTH_M = 0.05  # a placement with a joint nearer than this to the camera is rejected
+DEPTH_AGREEMENT = 3.0  # ... and one whose root depth differs more than this factor from the hand-box placement
 
 
 @dataclass
@@ -51,6 +52,15 @@ def softmax_probability(logits: np.ndarray, index: int) -> float:
     return float(weights[index] / weights.sum())
 
 
+def depths_agree(joints_rel: np.ndarray, solved: np.ndarray, box_fit: np.ndarray) -> bool:
+    """Whether a translation solved on the 2D joints is plausible: every joint at least ``MIN_DEPTH_M`` in front of
+    the camera, and the root depth within a factor ``DEPTH_AGREEMENT`` of the hand-box placement's."""
+    if (joints_rel[:, 2] + solved[2]).min() <= MIN_DEPTH_M or box_fit[2] <= 0:
+        return False
+    ratio = solved[2] / box_fit[2]
+    return 1.0 / DEPTH_AGREEMENT <= ratio <= DEPTH_AGREEMENT
+
+
 def _classifier_outputs(outputs: dict, row: int) -> dict:
     grasp = outputs.get("pred_obj_conf")
     occlusion = outputs.get("pred_hand_occ")
@@ -76,10 +86,11 @@ def place_hand(hand: HandBox, crop: HandCrop, outputs: dict, row: int, joints_2d
     if joints_2d_crop is not None:
         joints_2d_view = geo.apply_affine(np.linalg.inv(crop.image_to_crop), joints_2d_crop).astype(np.float64)
         translation = solve_root_translation(joints_2d_view, joints_rel, view_k)
-        if (joints_rel[:, 2] + translation[2]).min() > MIN_DEPTH_M:
-            placement = "joints_2d"
-    if placement == "hand_box":
-        translation = box_fit_translation(joints_rel, crop.hand_box_view, view_k)
+    box_translation = box_fit_translation(joints_rel, crop.hand_box_view, view_k)
+    if translation is not None and depths_agree(joints_rel, translation, box_translation):
+        placement = "joints_2d"
+    else:
+        translation = box_translation
         joints_2d_view = geo.project_points(joints_rel + translation, view_k).astype(np.float64)
     joints_cam, verts_cam = joints_rel + translation, verts_rel + translation
     if crop.is_left:

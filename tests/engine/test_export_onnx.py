@@ -1,4 +1,5 @@
-"""ONNX export of the A+B model: the route-free form equals the routed forward, and ONNX Runtime agrees with it.
+"""ONNX export of the A+B model: the route-free form equals the routed forward, and ONNX Runtime agrees with it;
+its grasp classifier alone is refused by predict.py.
 
 (UniHOPE's export and its parity are covered through predict.py in tests/commands/test_predict.py.)
 """
@@ -61,3 +62,14 @@ def test_a_plus_b_onnx_matches_pytorch(a_plus_b, tmp_path):
     assert got["pred_grasping"].tolist() == expected["pred_grasping"].tolist()
     for key in MESH_KEYS:
         assert np.abs(got[key] - expected[key]).max() <= 1e-5, key
+
+
+def test_a_grasp_classifier_alone_is_refused_by_predict(a_plus_b):
+    from engine.predict import PredictInputError
+    from engine.predict.hand_boxes import full_image_box
+    from engine.predict.pipeline import HandPipeline
+
+    model, settings, _ = a_plus_b
+    pipeline = HandPipeline(TorchPredictor(model.cls_model, "cpu"), settings, box_normalised=True)
+    with pytest.raises(PredictInputError, match="predicts no hand mesh"):
+        pipeline(np.zeros((64, 64, 3), np.uint8), [full_image_box(64, 64)], np.eye(3))

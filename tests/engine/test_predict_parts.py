@@ -165,6 +165,10 @@ def test_disagreeing_2d_joints_fall_back_to_the_hand_box(gt_frames):
     collapsed = np.full((21, 2), 32.0)  # every joint on one pixel: no depth information
     placed = place_hand(hand, crop, outputs, 0, collapsed, record.intrinsics)
     assert placed.placement == "hand_box"
+    good = joints_2d_crop_px(outputs, crop.inputs["bbox_hand"][None], SETTINGS.res, True)[0]
+    assert place_hand(hand, crop, outputs, 0, good, record.intrinsics).placement == "joints_2d"
+    spread = good.mean(0) + (good - good.mean(0)) * 5  # 2D says 5x nearer than the 3D hand in its box
+    assert place_hand(hand, crop, outputs, 0, spread, record.intrinsics).placement == "hand_box"
     assert placed.joints_cam[:, 2].min() > 0.05
     centre = geo.project_points(((placed.joints_cam.min(0) + placed.joints_cam.max(0)) / 2)[None], record.intrinsics)
     assert np.allclose(centre[0], (hand.box[:2] + hand.box[2:]) / 2, atol=0.5)
