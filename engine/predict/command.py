@@ -6,7 +6,7 @@
 
 Without inputs, the images a ``--boxes`` file names by path are used. Per image ``NAME`` (its stem, or its path
 below the inputs' common folder joined by ``__`` when stems repeat): ``out/NAME_overlay.png``, ``out/NAME.json``
-and with ``--save_mesh`` ``out/NAME_hand{k}.obj``.
+and with ``--save_mesh`` ``out/NAME_hand{k}.obj``; ``--montage PNG`` tiles every image's hands into one picture.
 Per video ``NAME``: ``out/NAME_overlay.mp4``, ``out/NAME_frames/frame_{i:06d}.json`` (one record per frame) and
 with ``--save_mesh`` ``out/NAME_frames/frame_{i:06d}_hand{k}.obj``. Bad input ends with exit status 2.
 """
@@ -29,8 +29,8 @@ from engine.predict import PredictInputError
 from engine.predict.detector import detect_hands, detector_python
 from engine.predict.hand_boxes import SIDES, HandBox, full_image_box, hands_for, read_boxes_file
 from engine.predict.network import OnnxPredictor, TorchPredictor
-from engine.predict.outputs import (RendererCache, hand_faces, image_record, overlay_picture, write_obj,
-                                    write_record)
+from engine.predict.outputs import (RendererCache, hand_faces, image_record, montage, montage_tile, overlay_picture,
+                                    write_obj, write_record)
 from engine.predict.pipeline import HandPipeline
 from engine.predict.video import VIDEO_SUFFIXES, HandSmoother, VideoSink, video_frames
 from models import build_model
@@ -59,6 +59,8 @@ def predict_parser() -> argparse.ArgumentParser:
     camera.add_argument("--focal", type=float, default=None, help="focal length px (principal point at the centre)")
     camera.add_argument("--intrinsics", type=float, nargs=4, default=None, metavar=("FX", "FY", "CX", "CY"))
     parser.add_argument("--save_mesh", action="store_true", help="also write one .obj per hand")
+    parser.add_argument("--montage", default=None, metavar="PNG", help="also tile every image's hands (photo "
+                                                                        "window + side view) into one picture")
     parser.add_argument("--smooth", action="store_true", help="videos: One-Euro smoothing of the 3D hands")
     parser.add_argument("--smooth_min_cutoff", type=float, default=1.0, help="One-Euro cut-off at rest (Hz)")
     parser.add_argument("--smooth_beta", type=float, default=10.0, help="One-Euro speed coefficient (per m/s)")
@@ -133,7 +135,7 @@ def predict_images(run: Run, images: list[Path], boxes) -> int:
     """Overlay, record and meshes of every image; returns the number of hands reconstructed."""
     from PIL import Image
 
-    count = 0
+    count, tiles = 0, []
     for path in progress(images, "images"):
         image = read_rgb(path)
         hands = run.hands(boxes, image, str(path), path.name)
@@ -146,6 +148,10 @@ def predict_images(run: Run, images: list[Path], boxes) -> int:
                      image_record(str(path), image.shape[1], image.shape[0], intrinsics, placed))
         run.save_meshes(placed, run.out / name)
         count += len(placed)
+        if run.args.montage:
+            tiles.append(montage_tile(overlay, image.shape[1], placed))
+    if tiles:
+        Image.fromarray(montage(tiles)).save(run.args.montage)
     return count
 
 

@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from engine.predict.placement import PlacedHand
-from engine.prediction_sheet import MESH_COLOR, overlay_mesh
+from engine.prediction_sheet import MESH_COLOR, hand_window, overlay_mesh
 from utils.atomic import atomic_write_json, atomic_write_text
 from utils.render import MeshRenderer, MeshSpec, look_at_intrinsics
 
 SIDE_VIEW_FILL = 0.8  # fraction of the side view the meshes span
 SIDE_VIEW_FOCAL_PER_PX = 2.0  # focal length of the side-view camera, in units of its image side
+MONTAGE_TILE_PX = 240
 
 
 def hand_faces(faces: np.ndarray, is_left: bool) -> np.ndarray:
@@ -68,6 +69,31 @@ def overlay_picture(image: np.ndarray, hands: list[PlacedHand], faces: np.ndarra
              for verts, hand in zip(turned, hands)]
     side_view, _ = fit_clip_range(renderers(height, height, (1.0, 1.0, 1.0)), turned).render(specs, side_k)
     return np.concatenate([drawn, side_view], axis=1)
+
+
+def montage_tile(overlay: np.ndarray, width: int, hands: list[PlacedHand], side: int = MONTAGE_TILE_PX) -> np.ndarray:
+    """(side, 2 side, 3) uint8: the overlay's photo part cut to a square window around the hands' boxes (the whole
+    photo without hands) and its side view, both resized to ``side`` px."""
+    import cv2
+
+    photo, side_view = overlay[:, :width], overlay[:, width:]
+    if hands:
+        corners = np.concatenate([np.asarray(hand.hand.box, np.float64).reshape(2, 2) for hand in hands])
+        x0, y0, x1, y1 = hand_window(corners, width, photo.shape[0])
+        photo = photo[y0:y1, x0:x1]
+    return np.concatenate([cv2.resize(np.ascontiguousarray(part), (side, side), interpolation=cv2.INTER_AREA)
+                           for part in (photo, side_view)], axis=1)
+
+
+def montage(tiles: list[np.ndarray], columns: int = 3) -> np.ndarray:
+    """Tiles of one size in a grid, row by row, white where a row is short."""
+    rows = -(-len(tiles) // columns)
+    height, width = tiles[0].shape[:2]
+    sheet = np.full((rows * height, min(columns, len(tiles)) * width, 3), 255, np.uint8)
+    for index, tile in enumerate(tiles):
+        row, column = divmod(index, columns)
+        sheet[row * height:(row + 1) * height, column * width:(column + 1) * width] = tile
+    return sheet
 
 
 def _box_list(box) -> list | None:

@@ -60,6 +60,7 @@ def test_images_give_overlays_records_and_meshes(experiment, tmp_path):
     fx, fy, cx, cy = 612.0, 611.0, 320.0, 240.0
     summary = predict.main([str(frames[0][0]), str(frames[1][0]), *model_args(experiment), "--out", str(out),
                             "--boxes", str(boxes_json(tmp_path / "b.json", frames)), "--save_mesh",
+                            "--montage", str(tmp_path / "montage.png"),
                             "--intrinsics", str(fx), str(fy), str(cx), str(cy)])
     assert summary["images"] == 2 and summary["hands"] == 2
     # DexYCB names every frame color_00000k.jpg: outputs are named by the path below the common folder
@@ -85,6 +86,7 @@ def test_images_give_overlays_records_and_meshes(experiment, tmp_path):
     original = cv2.imread(record["image"])
     assert (overlay[:, :640] != original).any(axis=2).sum() > 100  # the mesh is drawn over the photo
     assert (overlay[:, 640:] != 255).any(axis=2).sum() > 100  # and in the side view
+    assert cv2.imread(str(tmp_path / "montage.png")).shape == (240, 2 * 2 * 240, 3)  # 2 images: window + side
     obj = (out / f"{name}_hand0.obj").read_text().splitlines()
     assert sum(line.startswith("v ") for line in obj) == 778 and sum(line.startswith("f ") for line in obj) == 1538
 
