@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from datasets.label_files import read_rgb
 from datasets.registry import sample_settings
@@ -35,6 +36,8 @@ from engine.predict.pipeline import HandPipeline
 from engine.predict.video import VIDEO_SUFFIXES, HandSmoother, VideoSink, video_frames
 from models import build_model
 from utils.camera import pinhole_intrinsics
+from utils.checkpoint import CheckpointMismatchError
+from utils.config import ConfigError
 from utils.mano_io import load_mano_assets, resolve_mano_root
 from utils.runtime import make_accelerator, progress
 
@@ -117,7 +120,7 @@ class Run:
         return hands_for(boxes, *names)
 
     def frame(self, image, hands, where, smoother=None):
-        """Placed hands (smoothed when asked), the record fields and the overlay of one picture."""
+        """(placed hands, smoothed when asked; intrinsics (3, 3); overlay picture) of one image or frame."""
         height, width = image.shape[:2]
         intrinsics = camera_intrinsics(self.args, width, height, hands)
         placed = self.pipeline(image, hands, intrinsics, where)
@@ -133,8 +136,6 @@ class Run:
 
 def predict_images(run: Run, images: list[Path], boxes) -> int:
     """Overlay, record and meshes of every image; returns the number of hands reconstructed."""
-    from PIL import Image
-
     count, tiles = 0, []
     for path in progress(images, "images"):
         image = read_rgb(path)
@@ -232,6 +233,8 @@ def run_predict(argv=None) -> dict:
     inputs = args.inputs or (listed_images(listed) if listed is not None else [])
     if inputs and not args.out:
         raise PredictInputError("--out FOLDER is required with inputs")
+    if args.onnx and args.export_onnx:
+        raise PredictInputError("--export_onnx exports the PyTorch model: give --resume, not --onnx")
     if not inputs and not args.export_onnx:
         raise PredictInputError("nothing to do: give images / folders / videos, or --export_onnx PATH")
     images, videos = collect_inputs(inputs) if inputs else ([], [])
@@ -255,9 +258,10 @@ def run_predict(argv=None) -> dict:
 
 
 def main(argv=None) -> dict:
-    """:func:`run_predict`; bad input prints one message and exits with status 2."""
+    """:func:`run_predict`; bad input (options, boxes, images, config, checkpoint, missing files) prints one message
+    and exits with status 2."""
     try:
         return run_predict(argv)
-    except PredictInputError as error:
+    except (PredictInputError, ConfigError, CheckpointMismatchError, FileNotFoundError) as error:
         print(f"predict.py: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -223,6 +223,10 @@ def test_bad_boxes_file_and_inputs_exit_2_with_the_reason(experiment, tmp_path, 
     assert "nope.jpg does not exist" in message
     message = run_expecting_exit_2([frames[0][0], *model_args(experiment), "--out", str(tmp_path)], capsys)
     assert "--boxes FILE, --detector or --full_image" in message
+    folder = experiment[0]
+    message = run_expecting_exit_2([frames[0][0], "--model_dir", str(folder), "--resume", str(tmp_path / "x.pth"),
+                                    "--out", str(tmp_path), "--full_image"], capsys)
+    assert "checkpoint not found" in message and "x.pth" in message
 
 
 def test_dataset_boxes_lists_gt_boxes_sides_objects_and_cameras(experiment, tmp_path):
