@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from engine.predict.placement import PlacedHand
@@ -74,8 +75,6 @@ def overlay_picture(image: np.ndarray, hands: list[PlacedHand], faces: np.ndarra
 def montage_tile(overlay: np.ndarray, width: int, hands: list[PlacedHand], side: int = MONTAGE_TILE_PX) -> np.ndarray:
     """(side, 2 side, 3) uint8: the overlay's photo part cut to a square window around the hands' boxes (the whole
     photo without hands) and its side view, both resized to ``side`` px."""
-    import cv2
-
     photo, side_view = overlay[:, :width], overlay[:, width:]
     if hands:
         corners = np.concatenate([np.asarray(hand.hand.box, np.float64).reshape(2, 2) for hand in hands])

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
+import cv2
 import numpy as np
 
 from engine.predict import PredictInputError
@@ -23,8 +24,6 @@ DEFAULT_FPS = 30.0
 
 def video_frames(path: Path) -> tuple[float, int, Iterator[np.ndarray]]:
     """``(fps, frame count, iterator of (H, W, 3) uint8 RGB frames)`` of a video file (OpenCV decoding)."""
-    import cv2
-
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise PredictInputError(f"video {path}: OpenCV cannot open it")
@@ -51,8 +50,6 @@ class VideoSink:
         self.path, self.fps, self._writer = Path(path), float(fps), None
 
     def write(self, frame: np.ndarray) -> None:
-        import cv2
-
         if self._writer is None:
             height, width = frame.shape[:2]
             self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
