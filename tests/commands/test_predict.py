@@ -250,3 +250,18 @@ def test_dataset_boxes_lists_gt_boxes_sides_objects_and_cameras(experiment, tmp_
         assert item["intrinsics"] == [record.intrinsics[0, 0], record.intrinsics[1, 1], record.intrinsics[0, 2],
                                       record.intrinsics[1, 2]]
     assert sum(len(hands) for hands in read_boxes_file(path).values()) == 4  # a valid predict.py boxes file
+
+
+@pytest.mark.skipif(not Path(__file__).resolve().parents[2].joinpath(".venv-detector", "bin", "python").is_file(),
+                    reason="the MediaPipe environment (make detector-venv) is not installed")
+def test_detector_writes_a_boxes_file_that_predict_reads(experiment, tmp_path):
+    """With the detector environment: --detector runs it and predicts on what it found (on the stand-in renders
+    MediaPipe finds no hand, so this checks the plumbing, not the detector's recall)."""
+    from engine.predict.hand_boxes import read_boxes_file
+
+    _, _, frames = experiment
+    out = tmp_path / "out"
+    summary = predict.main([frames[0][0], *model_args(experiment), "--out", str(out), "--detector"])
+    detected = read_boxes_file(out / "detected_boxes.json")
+    assert summary["hands"] == sum(len(hands) for hands in detected.values())
+    assert (out / f"{Path(frames[0][0]).stem}.json").is_file()
