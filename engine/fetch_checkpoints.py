@@ -1,7 +1,7 @@
 """Fetch the released checkpoints of one experiment from the Hugging Face Hub and check that they load strictly.
 
     python -m engine.fetch_checkpoints --list
-    python -m engine.fetch_checkpoints --name unihope.dexycb_s0 [--dest .] [--set base.mano_root='"/data/mano"']
+    python -m engine.fetch_checkpoints --name unihope.dexycb_s0 [--dest .] [--set base.mano_root=/data/mano]
 
 The authors publish their experiment folders in the model repository :data:`REPO_ID`, laid out as
 ``experiment/<name>/...`` (``cfg.json``, ``test_model_best.pth``, ...). ``--name`` downloads every file of that
@@ -148,7 +148,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="folder receiving experiment/<name>/ (default: this repository)")
     parser.add_argument("--revision", default=None, help="branch, tag or commit of the repository (default main)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="config override for the strict-load check, e.g. --set base.mano_root='\"/data/mano\"'")
+                        help="config override for the strict-load check, e.g. --set base.mano_root=/data/mano")
     return parser.parse_args(argv)
 
 
