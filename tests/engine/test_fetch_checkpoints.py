@@ -123,3 +123,20 @@ def test_offline_is_one_clear_error(tmp_path, capsys, monkeypatch):
     status, _, err = _run(capsys, ["--name", NAME, "--dest", str(tmp_path)])  # the real HfApi
     assert status == 2
     assert f"cannot reach the Hugging Face Hub to list {REPO_ID} (offline?)" in err
+
+
+def test_a_plus_b_checkpoint_may_load_into_a_sub_model(tmp_path, standin_mano_root, capsys):
+    folder = tmp_path / "hub" / "experiment" / "classifier_x_y.dexycb_s3"
+    folder.mkdir(parents=True)
+    raw = {"base": {"mano_root": str(standin_mano_root)},
+           "data": {"input_img_shape": [64, 64], "input_img_shape_cls": [64, 64]},
+           "model": {"name": "twoinone_baseline_classifier", "cls_model": {"name": "classifier"},
+                     "h_model": {"name": "mean_pose"}, "ho_model": {"name": "mean_pose"}}}
+    (folder / "cfg.json").write_text(json.dumps(raw))
+    h_model = build_model(load_config(folder)).h_model
+    h_model.mean_joints.fill_(0.5)
+    save_checkpoint(folder / "h_model_best.pth", h_model.state_dict())
+    status, out, err = _run(capsys, ["--name", folder.name, "--dest", str(tmp_path / "out")],
+                            LocalHub(tmp_path / "hub"))
+    assert status == 0, err
+    assert "h_model_best.pth: loads strictly into MeanPose (h_model)" in out
