@@ -19,6 +19,8 @@ What is checked, with the datasets' own readers (:mod:`datasets.dexycb_index`, :
   ``meta.yml`` with its ``calibration/mano_<calib>/mano.yml``; HO3D keeps the camera (``camMat``) in each frame's
   ``meta/<ID>.pkl``, so a test frame without its meta is reported; object models ``models/<name>/points.xyz``.
 
+Reading the annotations builds the loaders' index caches (``*.index.npz`` beside a DexYCB annotation file,
+``ho3d_{split}.index.npz`` in the HO3D root) where the folder is writable, as the first training run would.
 Every problem is one line naming the file. The manifest JSON (written atomically) holds the sample counts, the
 problems and notes, and the size and sha256 of every label file (annotation JSON / ``evaluation.txt``,
 ``grasp_*.npy``, ``hand_occ_*.npy``), so two machines can compare their data. Exit status 2 when anything is off.
