@@ -31,7 +31,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from engine.eval_command import AB_CHECKPOINTS
 from models import build_model
 from utils.checkpoint import CheckpointMismatchError, load_model_checkpoint
-from utils.config import ConfigError, load_config
+from utils.config import load_config
 
 REPO_ID = "yqwang255/UniHOPE-CVPR2025-checkpoints"
 EXPERIMENT_DIR = "experiment"
@@ -105,7 +105,7 @@ def verify_checkpoints(folder: Path, overrides: Sequence[str] = ()) -> list[str]
     """
     try:
         model = build_model(load_config(folder, overrides=overrides))
-    except (FileNotFoundError, ConfigError, KeyError) as err:
+    except (FileNotFoundError, KeyError, ValueError) as err:  # ConfigError, ManoFileError are ValueErrors
         raise FetchError(f"cannot build the model of {folder / 'cfg.json'} to check the checkpoints: {err}") from None
     targets = {"model": model, **{part: getattr(model, part) for part in AB_CHECKPOINTS.values()
                                   if hasattr(model, part)}}
