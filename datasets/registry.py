@@ -1,8 +1,9 @@
 """Dataset registry, the config -> settings translation, and the official DataLoader settings.
 
-Dataset builders register under the official ``cfg.data.name`` values (``DEX_YCB``, ``HO3D``) with
-:func:`register_dataset`; :func:`build_dataset` looks the name up and raises a KeyError listing the known
-names on a miss. Only the functions here and the registered builders read the config.
+Dataset builders register under the official ``cfg.data.name`` values (``DEX_YCB_HOPE``, ``HO3D_HOPE``, as the
+official experiment files spell them; ``DEX_YCB`` / ``HO3D`` are accepted too) with :func:`register_dataset`;
+:func:`build_dataset` looks the name up and raises a KeyError listing the known names on a miss. Only the
+functions here and the registered builders read the config.
 """
 from __future__ import annotations
 
@@ -15,18 +16,20 @@ from torch.utils.data import DataLoader, Dataset
 from datasets.hand_object_sample import SampleSettings
 
 DATASETS: dict[str, Callable] = {}
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ("train", "val", "test")
 # Extra resized copies of the crop: config key -> batch key (official-data-eval.md §2.7).
 EXTRA_IMAGE_KEYS = {"input_img_shape_1": "img_1", "input_img_shape_cls": "img_cls",
                     "input_img_shape_h": "img_h", "input_img_shape_ho": "img_ho"}
 
 
-def register_dataset(name: str):
-    """Decorator: register ``builder(cfg, split) -> Dataset`` under the official dataset name."""
+def register_dataset(*names: str):
+    """Decorator: register ``builder(cfg, split) -> Dataset`` under the official dataset name(s)."""
     def decorate(builder: Callable) -> Callable:
-        if name in DATASETS:
-            raise KeyError(f"dataset {name!r} registered twice")
-        DATASETS[name] = builder
+        for name in names:
+            if name in DATASETS:
+                raise KeyError(f"dataset {name!r} registered twice")
+            DATASETS[name] = builder
         return builder
     return decorate
 
@@ -43,8 +46,20 @@ def build_dataset(cfg, split: str) -> Dataset:
 
 
 def dataset_root(cfg, default: str) -> Path:
-    """``cfg.data.root_dir`` (honoured here; the official code ignored it), else the official default."""
-    return Path(cfg.data.root_dir if cfg.data.root_dir else default)
+    """``cfg.data.root_dir`` (honoured here; the official code ignored it), else the official default ``default``.
+
+    A relative path (the official files write ``data/DexYCB``; the official loaders read ``./data/DexYCB`` from
+    the repository root) is taken relative to the repository root, never to the current directory. A folder
+    that does not exist is an error naming the key, the config file and the resolved path.
+    """
+    given = cfg.data.root_dir
+    root = Path(given if given else default).expanduser()
+    root = root if root.is_absolute() else REPOSITORY_ROOT / root
+    if not root.is_dir():
+        origin = f"data.root_dir={given!r}" if given else f"data.root_dir unset (official default {default!r})"
+        raise FileNotFoundError(f"{cfg.source}: {origin} -> dataset folder {root} does not exist; set data.root_dir "
+                                f"(in cfg.json or --set data.root_dir=/path/to/{Path(default).name})")
+    return root
 
 
 def sample_settings(cfg, split: str, rotation: str) -> SampleSettings:
