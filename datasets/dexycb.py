@@ -148,7 +148,7 @@ class DexYCBDataset(HandObjectDataset):
         return out
 
 
-@register_dataset("DEX_YCB_HOPE", "DEX_YCB")
+@register_dataset("DEX_YCB_HOPE")
 def build_dexycb(cfg, split: str) -> DexYCBDataset:
     """DexYCB from the config: ``data.root_dir`` (default ``data/DexYCB``), ``data.data_split``, MANO from
     ``base.mano_root`` / ``$MANO_ROOT``, de-occluded pairs when ``data.contrastive`` (training)."""

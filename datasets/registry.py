@@ -1,7 +1,7 @@
 """Dataset registry, the config -> settings translation, and the official DataLoader settings.
 
 Dataset builders register under the official ``cfg.data.name`` values (``DEX_YCB_HOPE``, ``HO3D_HOPE``, as the
-official experiment files spell them; ``DEX_YCB`` / ``HO3D`` are accepted too) with :func:`register_dataset`;
+official experiment files spell them; ``DEX_YCB`` / ``HO3D`` are accepted aliases) with :func:`register_dataset`;
 :func:`build_dataset` looks the name up and raises a KeyError listing the known names on a miss. Only the
 functions here and the registered builders read the config.
 """
@@ -23,15 +23,23 @@ EXTRA_IMAGE_KEYS = {"input_img_shape_1": "img_1", "input_img_shape_cls": "img_cl
                     "input_img_shape_h": "img_h", "input_img_shape_ho": "img_ho"}
 
 
-def register_dataset(*names: str):
-    """Decorator: register ``builder(cfg, split) -> Dataset`` under the official dataset name(s)."""
+# Names this project's configs used before adopting the official spelling; still accepted.
+DATASET_ALIASES = {"DEX_YCB": "DEX_YCB_HOPE", "HO3D": "HO3D_HOPE"}
+
+
+def register_dataset(name: str):
+    """Decorator: register ``builder(cfg, split) -> Dataset`` under the official dataset name."""
     def decorate(builder: Callable) -> Callable:
-        for name in names:
-            if name in DATASETS:
-                raise KeyError(f"dataset {name!r} registered twice")
-            DATASETS[name] = builder
+        if name in DATASETS:
+            raise KeyError(f"dataset {name!r} registered twice")
+        DATASETS[name] = builder
         return builder
     return decorate
+
+
+def official_dataset_name(name: str) -> str:
+    """The official spelling of a ``cfg.data.name`` (``DEX_YCB`` -> ``DEX_YCB_HOPE``, ``HO3D`` -> ``HO3D_HOPE``)."""
+    return DATASET_ALIASES.get(name, name)
 
 
 def build_dataset(cfg, split: str) -> Dataset:
@@ -39,9 +47,10 @@ def build_dataset(cfg, split: str) -> Dataset:
     if split not in SPLITS:
         raise KeyError(f"unknown split {split!r}; expected one of {SPLITS}")
     try:
-        builder = DATASETS[cfg.data.name]
+        builder = DATASETS[official_dataset_name(cfg.data.name)]
     except KeyError:
-        raise KeyError(f"unknown dataset cfg.data.name={cfg.data.name!r}; known: {sorted(DATASETS)}") from None
+        raise KeyError(f"unknown dataset cfg.data.name={cfg.data.name!r} in {cfg.source}; known: {sorted(DATASETS)}"
+                       f" (also accepted: {sorted(DATASET_ALIASES)})") from None
     return builder(cfg, split)
 
 
