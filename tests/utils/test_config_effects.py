@@ -60,3 +60,10 @@ def test_entry_points_log_the_warnings_at_start_up(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="config"):
         load_run_config(args)
     assert f"{tmp_path / 'cfg.json'}: data.transforms_type='hflnet' has no effect here" in caplog.text
+
+
+def test_official_spellings_of_simplehand_and_handoccnet_keys_load():
+    cfg = config_from_dict({"data": {"name": "DEX_YCB_HOPE", "minibatch_per_epoch": 3136},
+                            "loss": {"name": "hand_occ_net", "lambda_mano_verts": 1e4, "lambda_joints_img": 100}})
+    assert cfg.optimizer.minibatch_per_epoch == 3136  # the SimpleHand warm-up length, wherever the file puts it
+    assert cfg.loss.lambda_mano_verts == 1e4 and cfg.loss.lambda_joints_img == 100
