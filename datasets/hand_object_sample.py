@@ -66,7 +66,8 @@ class HandObjectRecord:
 class SampleSettings:
     """How samples are built (plain values; ``build_*`` functions fill them from the config).
 
-    ``augment`` switches training behaviour on (augmentation, object mask, pairs); ``rotation`` names the
+    ``augment`` switches training behaviour on (augmentation, object mask, pairs, the training box order; off: the
+    official test path, see :func:`test_boxes`); ``rotation`` names the
     rotation sampler of :mod:`datasets.transforms` (``"dexycb"`` or ``"uniform"``); ``extra_resolutions`` maps
     extra image keys (``img_1``, ``img_cls``, ...) to their side in px.
     """
@@ -153,7 +154,7 @@ def test_boxes(transform: np.ndarray, view: _View) -> tuple[np.ndarray, np.ndarr
     """``bbox_hand`` / ``bbox_obj`` (crop px) in the official test order: boxed in the image, then mapped.
 
     The boxes are built from full-image-pixel points (centre truncated to a whole *image* pixel), and their two
-    corners are then mapped through the crop affine. The two orders give different boxes (up to ~0.6 crop px)
+    corners are then mapped through the crop affine. The two orders give different boxes (up to ~1 crop px)
     unless the crop happens to be centred on the box's own truncated centre, and released checkpoints were
     evaluated on this one (docs/official-data.md §2.2). Test crops are never rotated, so the corners stay ordered.
     """
