@@ -176,15 +176,17 @@ def crop_subsample(record: HandObjectRecord, view: _View, image: np.ndarray, mas
                    centre: np.ndarray, scale: float, augmentation: Augmentation, settings: SampleSettings) -> dict:
     """Warp one image into one sub-sample (crop, boxes, 2D/3D targets, MANO, intrinsics, object mask).
 
-    The boxes follow the official order of the mode: :func:`training_boxes` when ``settings.augment`` (training),
-    :func:`test_boxes` otherwise (val / test), so evaluation inputs equal the official test inputs.
+    The boxes follow the official order of the mode: :func:`test_boxes` for the un-jittered crops of val / test
+    (``settings.augment`` off), so evaluation inputs equal the official test inputs; :func:`training_boxes` in
+    training and for any jittered crop (a fixed augmentation given to an evaluation dataset, e.g. to visualise).
     """
     jitter = augmentation.crop
+    test_path = not settings.augment and jitter == NO_AUGMENTATION.crop
     centre = np.asarray(centre, np.float64) + np.asarray(jitter.centre_offset)
     scale = scale * jitter.scale_factor
     res = settings.res
     transform = geo.crop_transform(centre, scale, jitter.rotation, res)
-    if not settings.augment:  # the official test path keeps the affine in float32 and crops with that one
+    if test_path:  # the official test path keeps the affine in float32 and crops with that one
         transform = transform.astype(np.float32).astype(np.float64)
     rotation = geo.rotation_z(jitter.rotation)
     crop = warp_image(image, transform, res)
@@ -192,7 +194,7 @@ def crop_subsample(record: HandObjectRecord, view: _View, image: np.ndarray, mas
         crop = apply_photometric(crop, augmentation.photometric)
     cropped_k = geo.crop_intrinsics(view.intrinsics, centre, scale, jitter.rotation, res)
     object_p2d = geo.apply_affine(transform, view.object_p2d)
-    bbox_hand, bbox_obj = (training_boxes if settings.augment else test_boxes)(transform, view)
+    bbox_hand, bbox_obj = (test_boxes if test_path else training_boxes)(transform, view)
     out = {
         "img": _image_tensor(crop),
         **_resized_copies(crop, settings.extra_resolutions),

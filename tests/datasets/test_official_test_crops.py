@@ -268,16 +268,18 @@ def test_ho3d_test_samples_equal_the_official_test_branch(tiny_ho3d):
     assert grasping == {False, True}
 
 
-def test_training_mode_keeps_the_training_box_order(tiny_dexycb):
-    """With augmentation, boxes are built from the points mapped into the (rotated) crop, as before."""
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_jittered_crops_keep_the_training_box_order(tiny_dexycb, split):
+    """Training samples (and a rotated crop asked of the test split, e.g. to visualise) box the points mapped into
+    the (rotated) crop, as before."""
     mano = tiny_dexycb.mano_root
-    train = DexYCBDataset(tiny_dexycb.root, "s0", "train", load_mano_assets(mano, "right"),
-                          load_mano_assets(mano, "left"), SampleSettings(res=RES, augment=True))
+    dataset = DexYCBDataset(tiny_dexycb.root, "s0", split, load_mano_assets(mano, "right"),
+                            load_mano_assets(mano, "left"), SampleSettings(res=RES, augment=split == "train"))
     jitter = Augmentation(CropJitter(centre_offset=(3.3, -2.7), scale_factor=1.1, rotation=0.4))
-    for i in range(0, len(train), 7):
-        record = train.record(i)
+    for i in range(0, len(dataset), 7):
+        record = dataset.record(i)
         image = np.asarray(Image.open(record.image_path).convert("RGB"))
-        sample = build_sample(record, image, train.settings, np.random.default_rng(0), augmentation=jitter)
+        sample = build_sample(record, image, dataset.settings, np.random.default_rng(0), augmentation=jitter)
         view = mirrored_view(record, image.shape[1])
         affine = sample["affinetrans"].astype(np.float64)
         expected_hand = box_of_points(map_points(affine, view.hand_points_2d), 1.1)
