@@ -90,9 +90,10 @@ def freeze_loaded_parameters(model, missing_keys) -> list[str]:
     named = list(model.named_parameters())
     if not any(name in missing for name, _ in named):
         return []
-    frozen = [name for name, _ in named if name not in missing]
+    frozen = [name for name, parameter in named if name not in missing]
     for name, parameter in named:
-        parameter.requires_grad_(name in missing)
+        if name not in missing:
+            parameter.requires_grad_(False)
     return frozen
 
 
