@@ -90,7 +90,7 @@ def freeze_loaded_parameters(model, missing_keys) -> list[str]:
     named = list(model.named_parameters())
     if not any(name in missing for name, _ in named):
         return []
-    frozen = [name for name, parameter in named if name not in missing]
+    frozen = [name for name, _ in named if name not in missing]
     for name, parameter in named:
         if name not in missing:
             parameter.requires_grad_(False)
