@@ -1,4 +1,4 @@
-"""Every experiment folder builds on the tiny trees; an official cfg.json runs eval.py unchanged but for its data root."""
+"""Every experiment folder builds on the tiny trees; an official cfg.json runs eval.py changed in its data root only."""
 import json
 from pathlib import Path
 

@@ -18,8 +18,9 @@ def test_relative_and_default_roots_are_taken_from_the_repository_root(tmp_path,
 
 
 def test_a_missing_root_names_the_key_the_file_and_the_resolved_path(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"exp/cfg.json: data.root_dir unset \(official default "
-                                                r"'data/NoSuchSet'\) -> dataset folder .*/data/NoSuchSet does not exist"):
+    expected = (r"exp/cfg.json: data.root_dir unset \(official default 'data/NoSuchSet'\) -> dataset folder "
+                r".*/data/NoSuchSet does not exist")
+    with pytest.raises(FileNotFoundError, match=expected):
         dataset_root(_cfg(None), "data/NoSuchSet")
     with pytest.raises(FileNotFoundError, match=r"data.root_dir='.*nowhere' -> dataset folder .*nowhere"):
         dataset_root(_cfg(str(tmp_path / "nowhere")), "data/DexYCB")
