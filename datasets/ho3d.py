@@ -286,7 +286,7 @@ class HO3DDataset(HandObjectDataset):
         return out
 
 
-@register_dataset("HO3D")
+@register_dataset("HO3D_HOPE")
 def build_ho3d(cfg, split: str) -> HO3DDataset:
     """HO3D from the config: ``data.root_dir`` (default ``data/HO3D_v2``), uniform rotation augmentation,
     de-occluded pairs when ``data.contrastive`` (training)."""

@@ -64,7 +64,7 @@ def run_evaluation(argv, description: str, make_groups, table_name: str) -> dict
     args = eval_parser(description).parse_args(argv)
     cfg = load_run_config(args, extra_overrides=['data.eval_type=["test"]'])
 
-    from datasets import build_dataset, build_loader
+    from datasets import build_dataset, build_loader, official_dataset_name
     from models import build_model
     from engine.reports import write_group_reports
     from engine.eval_pass import collect, group_reports, save_predictions
@@ -81,7 +81,7 @@ def run_evaluation(argv, description: str, make_groups, table_name: str) -> dict
     model, loader = accelerator.prepare(model, loader)
     logger.info("evaluating %d test samples on %d process(es), device %s", len(dataset), accelerator.num_processes,
                 accelerator.device)
-    is_ho3d = cfg.data.name == "HO3D"
+    is_ho3d = official_dataset_name(cfg.data.name) == "HO3D_HOPE"
     keep = ("pred_joints3d_cam", "pred_verts3d_cam", "root_joint_flip") if args.save_predictions or is_ho3d else ()
     predictions = collect(model, loader, accelerator, getattr(dataset, "object_points", None),
                           cfg.metric.obj_eval_mode, keep=keep,
