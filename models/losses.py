@@ -22,7 +22,10 @@ N_VERTS, N_JOINTS, N_MANO_ROTS, N_BETAS, N_OBJ_KPTS = 778, 21, 16, 10, 21
 
 
 def register_loss(name: str):
+    """Decorator registering ``builder(cfg) -> loss module`` under ``name``; a duplicate name is an error."""
     def wrap(builder):
+        if name in LOSSES:
+            raise KeyError(f"loss '{name}' is already registered (by {LOSSES[name].__module__})")
         LOSSES[name] = builder
         return builder
     return wrap
