@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from engine.cli import base_parser, load_run_config
+from utils.hand_conventions import MM_PER_M
 
 AB_CHECKPOINTS = {"resume_cls": "cls_model", "resume_h": "h_model", "resume_ho": "ho_model"}
 
@@ -152,4 +153,4 @@ def ho3d_scale_translation_scores(pred_joints, pred_root, gt_joints) -> dict:
 
     joints, _ = root_align(pred_joints, None, pred_root)
     errors = point_errors(scale_translation_align(joints, gt_joints), gt_joints)
-    return {"sc_tr_mpjpe": float(errors.mean() * 1000.0), "auc_sc_tr_j": auc(pck_curve(errors)) * 100.0}
+    return {"sc_tr_mpjpe": float(errors.mean() * MM_PER_M), "auc_sc_tr_j": auc(pck_curve(errors)) * 100.0}

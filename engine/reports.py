@@ -19,6 +19,7 @@ import numpy as np
 
 from utils.atomic import atomic_write, atomic_write_json, atomic_write_text
 from utils.evaluation import FAMILIES, FAMILY_SUFFIX
+from utils.hand_conventions import MM_PER_M
 
 __all__ = ["official_scores", "format_scores_table", "format_group_table", "write_report", "write_group_reports"]
 
@@ -123,7 +124,7 @@ def _plot_pck_png(report, family):
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
     auc_key = f"auc_{FAMILY_SUFFIX[family]}"
-    axes.plot(report.thresholds_m * 1000.0, report.pck[family], label=f"AUC {report.scores[auc_key]:.2f} %")
+    axes.plot(report.thresholds_m * MM_PER_M, report.pck[family], label=f"AUC {report.scores[auc_key]:.2f} %")
     axes.set(xlabel="error threshold (mm)", ylabel="3D PCK", ylim=(0.0, 1.0), xlim=(0.0, 50.0),
              title=f"PCK, {_FAMILY_TITLES[family]}")
     axes.grid(True, alpha=0.3)

@@ -128,7 +128,6 @@ MOBRECON_TERM_WEIGHTS = {"verts_loss": 1.0, "joint_img_loss": 1.0, "normal_loss"
 H2ONET_TERM_WEIGHTS = {"verts_wo_gr_loss": 1.0, "verts_w_gr_loss": 1.0, "joints_w_gr_loss": 1.0,
                        "glob_rot_loss": 1.0, "joints_wo_gr_loss": 1.0, "joint_img_loss": 1.0,
                        "normal_wo_gr_loss": 0.1, "edge_wo_gr_loss": 1.0}
-H2ONET_W_GR_TERMS = ("verts_w_gr_loss", "joints_w_gr_loss", "glob_rot_loss")
 __all__ += ["normal_vector_loss", "edge_length_loss", "MeshRegressionLoss", "mesh_term_weights"]
 
 

@@ -29,21 +29,22 @@ import torch
 from torch import nn
 
 from models.blocks.fpn import configured_backbone
+from models.blocks.gt_mesh import gt_pose_and_betas
 from models.blocks.hand_encoder import HandEncoder
 from models.blocks.hand_head import HandRegHead
 from models.blocks.mano_head import ManoRegHead
 from models.blocks.occlusion_attention import FeatureInjectingTransformer, SpatialGate
 from models.blocks.single_fpn import ResNetFPN
 from models.blocks.transformer import CRTransformer
-from models.hflnet import MANO_PARAM_DIM, mano_layer_from_config
+from models.hflnet import mano_layer_from_config
 from models.registry import register_model
+from utils.hand_conventions import NUM_HAND_JOINTS
 
 __all__ = ["HandOccNet", "HandOccBackbone", "Regressor", "build_hand_occ_net", "check_input_shape",
            "gt_mano_params", "mano_outputs", "INPUT_SIZE"]
 
 INPUT_SIZE = 256
 FEATURE_RES = 32  # side of the pooled P2 map (INPUT_SIZE / 8) = side of the learned embeddings
-NUM_JOINTS = 21
 CHANNELS = 256
 TRANSFORMER_DEPTH = 2
 TRANSFORMER_HEADS = 4
@@ -55,15 +56,8 @@ def gt_mano_params(batch):
 
     From ``mano_param`` if present, else from the official pair ``mano_pose`` (B, 48) + ``mano_shape`` (B, 10).
     """
-    if "mano_param" in batch:
-        params = batch["mano_param"]
-        if params.shape[1] != MANO_PARAM_DIM:
-            raise ValueError(f"batch['mano_param'] must be (B, {MANO_PARAM_DIM}) (one image per sample), "
-                             f"got {tuple(params.shape)}")
-        return params
-    if "mano_pose" in batch and "mano_shape" in batch:
-        return torch.cat((batch["mano_pose"], batch["mano_shape"]), dim=1)
-    return None
+    gt = gt_pose_and_betas(batch)
+    return None if gt is None else torch.cat(gt, dim=1)
 
 
 def mano_outputs(pred, gt, joints_uv, batch):
@@ -108,7 +102,7 @@ class Regressor(nn.Module):
     and the soft-argmax joints (B, 21, 2) normalised to the map, i.e. to the whole input crop.
     """
 
-    def __init__(self, mano_layer, roi_res=FEATURE_RES, joint_nb=NUM_JOINTS, channels=CHANNELS):
+    def __init__(self, mano_layer, roi_res=FEATURE_RES, joint_nb=NUM_HAND_JOINTS, channels=CHANNELS):
         super().__init__()
         self.hand_regHead = HandRegHead(roi_res=roi_res, joint_nb=joint_nb, channels=channels)
         self.hand_Encoder = HandEncoder(num_heatmap_chan=joint_nb, num_feat_chan=channels,

@@ -28,19 +28,18 @@ from models.blocks.hand_encoder import HandEncoder
 from models.blocks.hand_head import HandRegHead
 from models.blocks.init import init_head_weights
 from models.blocks.mano_head import ManoRegHead
-from models.blocks.object_head import ObjRegHead, Pose2DLayer
+from models.blocks.object_head import NUM_OBJECT_KEYPOINTS, ObjRegHead, Pose2DLayer
 from models.blocks.roi import box_intersection, pool_box
 from models.blocks.single_fpn import ResNetFPN
 from models.blocks.transformer import CRTransformer
 from models.handoccnet import gt_mano_params, mano_outputs
 from models.hflnet import mano_layer_from_config
 from models.registry import register_model
+from utils.hand_conventions import NUM_HAND_JOINTS
 
 __all__ = ["SemiHand", "build_semi_hand", "build_semi_hand_object"]
 
 ROI_RES = 32
-NUM_JOINTS = 21
-NUM_OBJECT_KEYPOINTS = 21
 CHANNELS = 256
 TRANSFORMER_DEPTH = 1
 TRANSFORMER_HEADS = 1
@@ -63,8 +62,8 @@ class SemiHand(nn.Module):
         self.with_object = with_object
         self.mano_layer = mano_layer
         self.base_net = ResNetFPN(smooth_levels=(1, 2, 3), weights_path=backbone_weights, backbone=backbone)
-        self.hand_head = HandRegHead(roi_res=ROI_RES, joint_nb=NUM_JOINTS, channels=CHANNELS)
-        self.hand_encoder = HandEncoder(num_heatmap_chan=NUM_JOINTS, num_feat_chan=CHANNELS,
+        self.hand_head = HandRegHead(roi_res=ROI_RES, joint_nb=NUM_HAND_JOINTS, channels=CHANNELS)
+        self.hand_encoder = HandEncoder(num_heatmap_chan=NUM_HAND_JOINTS, num_feat_chan=CHANNELS,
                                         size_input_feature=(ROI_RES, ROI_RES))
         self.mano_branch = ManoRegHead(mano_layer, feature_size=self.hand_encoder.num_feat_out)
         heads = [self.hand_head, self.hand_encoder, self.mano_branch]

@@ -36,10 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.blocks.gt_mesh import gt_mesh_outputs
 from models.blocks.mano_head import right_hand_mano_layer
 from models.registry import register_model
-from utils.hand_conventions import (MANO_LAYER_UNIT_SCALE, NUM_HAND_JOINTS, NUM_MANO_VERTS, OFFICIAL_J21_TIP_VERTS,
-                                    j21_regressor)
+from utils.hand_conventions import NUM_HAND_JOINTS, NUM_MANO_VERTS, OFFICIAL_J21_TIP_VERTS, j21_regressor
 from utils.mano_io import resolve_mano_root
 
 __all__ = ["SimpleHand", "MeshHead", "AttentionBlock", "mesh_joint_regressor", "sine_position_map",
@@ -48,8 +48,6 @@ __all__ = ["SimpleHand", "MeshHead", "AttentionBlock", "mesh_joint_regressor", "
 INPUT_SIZE = 224           # the 7x7 average pool after the stride-32 backbone fixes the input size
 IMAGE_OFFSET = 0.5         # the network sees img - 0.5
 POOL_SIZE = INPUT_SIZE // 32
-MANO_PARAM_DIM = 58        # 48 axis-angle pose + 10 betas
-NUM_POSE_PARAMS = 48
 
 ATTENTION_HEADS = 4
 MLP_RATIO = 4
@@ -217,17 +215,8 @@ class SimpleHand(nn.Module):
         joints = torch.einsum("jv,bvc->bjc", self.mano_joint_reg.to(verts.dtype), verts)  # (B, 21, 3) m
         output = {"uv": uv, "pred_joints3d_cam": joints, "pred_verts3d_cam": verts}
         if "mano_param" in batch:
-            output.update(self.gt_mesh(batch["mano_param"]))
+            output.update(gt_mesh_outputs(self.mano_layer, batch))
         return output
-
-    def gt_mesh(self, mano_param: torch.Tensor) -> dict:
-        """``mano_param`` (B, 58) -> ``gt_verts3d_cam`` (B, 778, 3), ``gt_joints3d_cam`` (B, 21, 3), metres."""
-        if mano_param.dim() != 2 or mano_param.shape[1] != MANO_PARAM_DIM:
-            raise ValueError(f"batch['mano_param'] must be (B, {MANO_PARAM_DIM}) = 48 pose + 10 betas "
-                             f"(SimpleHand takes one image per sample), got {tuple(mano_param.shape)}")
-        mano_param = mano_param.float()
-        verts, joints = self.mano_layer(mano_param[:, :NUM_POSE_PARAMS], mano_param[:, NUM_POSE_PARAMS:])
-        return {"gt_verts3d_cam": verts / MANO_LAYER_UNIT_SCALE, "gt_joints3d_cam": joints / MANO_LAYER_UNIT_SCALE}
 
 
 def build_backbone(model_name: str, drop_path_rate: float) -> nn.Module:

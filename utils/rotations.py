@@ -179,12 +179,6 @@ def project_to_rotation(matrix: torch.Tensor) -> torch.Tensor:
 
 
 @_accepts_numpy
-def axis_angle_to_rot6d(axis_angle: torch.Tensor) -> torch.Tensor:
-    """(..., 3) axis-angle -> (..., 6) 6D rotation."""
-    return matrix_to_rot6d(axis_angle_to_matrix(axis_angle))
-
-
-@_accepts_numpy
 def rot6d_to_axis_angle(rot6d: torch.Tensor) -> torch.Tensor:
     """(..., 6) 6D rotation -> (..., 3) axis-angle (the official mano head's 6D -> R -> ``mat2aa``)."""
     return matrix_to_axis_angle(rot6d_to_matrix(rot6d))

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.hand_conventions import MM_PER_M
+
 IMAGE_SIZE = 320
 CAMERA_DISTANCE = 0.6  # m
 # template frame (fingers -x, back of hand +y) -> camera frame (OpenCV) with the palm facing the camera
@@ -67,7 +69,7 @@ def render_poses(mano_root: str | None, out: Path) -> Path:
     joints = assets.J_regressor @ assets.v_template
     poses = np.stack([np.zeros(48), flexion_pose(joints, 1.0, 1.0), flexion_pose(joints, 0.45, 0.9)])
     verts, _ = layer(torch.tensor(poses, dtype=torch.float32))
-    verts = verts.detach().numpy() / 1000.0
+    verts = verts.detach().numpy() / MM_PER_M
     views = (PALM_VIEW, _rotation((0, 1, 0), np.pi / 2) @ PALM_VIEW)
     K = look_at_intrinsics(IMAGE_SIZE, IMAGE_SIZE, focal=900.0)
     rows = []

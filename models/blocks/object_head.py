@@ -7,7 +7,9 @@ logit and an (x, y) offset; the decoder turns them into box-normalised positions
 import torch
 from torch import nn
 
-__all__ = ["ObjRegHead", "Pose2DLayer"]
+__all__ = ["ObjRegHead", "Pose2DLayer", "NUM_OBJECT_KEYPOINTS"]
+
+NUM_OBJECT_KEYPOINTS = 21  # 8 box corners, 12 edge midpoints, the box centre
 
 
 class ObjRegHead(nn.Module):
@@ -19,7 +21,7 @@ class ObjRegHead(nn.Module):
 
     num_stages = 3
 
-    def __init__(self, channels=256, inter_channels=128, joint_nb=21):
+    def __init__(self, channels=256, inter_channels=128, joint_nb=NUM_OBJECT_KEYPOINTS):
         super().__init__()
         self.joint_nb = joint_nb
         for stage in range(1, self.num_stages + 1):
@@ -46,7 +48,7 @@ class Pose2DLayer(nn.Module):
     ((0, 0) top-left, (1, 1) bottom-right). No parameters; identical in train and eval mode.
     """
 
-    def __init__(self, joint_nb=21, coord_norm_factor=10.0):
+    def __init__(self, joint_nb=NUM_OBJECT_KEYPOINTS, coord_norm_factor=10.0):
         super().__init__()
         self.joint_nb = joint_nb
         self.coord_norm_factor = coord_norm_factor

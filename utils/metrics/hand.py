@@ -5,6 +5,7 @@ Joint order: manopth / DexYCB (wrist = joint 0). Reference: official-data-eval.m
 """
 import numpy as np
 
+from utils.hand_conventions import MM_PER_M
 from utils.metrics.arrays import as_float_array, as_points
 
 __all__ = [
@@ -61,7 +62,7 @@ def mean_point_error_mm(pred, gt, per_sample=False):
         pred, gt: (B, P, 3) metres.
         per_sample: return (B,) per-sample means instead of the batch mean.
     """
-    errors = point_errors(pred, gt).mean(axis=1) * 1000.0  # (B,)
+    errors = point_errors(pred, gt).mean(axis=1) * MM_PER_M  # (B,)
     return errors if per_sample else float(errors.mean())
 
 

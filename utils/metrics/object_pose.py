@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
+from utils.hand_conventions import MM_PER_M
 from utils.metrics.arrays import as_float_array, as_points, to_numpy
 from utils.ycb import YCB_CLASSES
 
@@ -196,6 +197,6 @@ def object_success_rates(rep_px, add_m, class_ids, diameters, rep_threshold=5.0,
         per_class["average"] = float(ok.mean()) if len(ok) else float("nan")
         result[metric] = per_class
     result["median_rep_px"] = float(np.median(rep_px)) if len(rep_px) else float("nan")
-    result["median_add_mm"] = float(np.median(add_m) * 1000.0) if len(add_m) else float("nan")
+    result["median_add_mm"] = float(np.median(add_m) * MM_PER_M) if len(add_m) else float("nan")
     result["num_samples"] = int(len(class_ids))
     return result
