@@ -22,6 +22,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from data_creation.fixtures.make_tiny_dexycb import write_tiny_dexycb
+from data_creation.labels.compute_hand_occlusion import write_occlusion_file
+from data_creation.labels.create_dataset_dexycb import write_split_file
+from data_creation.labels.prepare_grasp_dexycb import write_grasp_file
+from data_creation.standin_mano.make_standin_mano import write_standin_mano
+from datasets import build_loader
+from utils.config import config_from_dict
 
 _CHILD = r"""
 import json, resource, sys, time
@@ -100,16 +109,6 @@ def index_benchmark(workdir: Path, records: int) -> None:
 
 
 def loader_benchmark(workdir: Path, epochs: int) -> None:
-    import torch
-
-    from data_creation.labels.compute_hand_occlusion import write_occlusion_file
-    from data_creation.labels.create_dataset_dexycb import write_split_file
-    from data_creation.standin_mano.make_standin_mano import write_standin_mano
-    from data_creation.fixtures.make_tiny_dexycb import write_tiny_dexycb
-    from data_creation.labels.prepare_grasp_dexycb import write_grasp_file
-    from datasets import build_loader
-    from utils.config import config_from_dict
-
     mano, root = workdir / "mano", workdir / "tiny_dexycb"
     write_standin_mano(mano, seed=0)
     write_tiny_dexycb(root, mano, seed=0)

@@ -9,6 +9,7 @@ Conventions (reference: official-data-eval.md §2.2):
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 
@@ -136,8 +137,6 @@ def mesh_silhouette(verts_cam: np.ndarray, faces: np.ndarray, intrinsics: np.nda
     Returns:
         (height, width) bool mask. Rasterised with ``cv2.fillConvexPoly`` at 1/16 px precision (no GL).
     """
-    import cv2
-
     mask = np.zeros((height, width), dtype=np.uint8)
     fixed = np.round(project_points(verts_cam, intrinsics).astype(np.float64) * 16).astype(np.int32)
     for triangle in fixed[np.asarray(faces)]:
@@ -147,8 +146,6 @@ def mesh_silhouette(verts_cam: np.ndarray, faces: np.ndarray, intrinsics: np.nda
 
 def convex_silhouette(points_cam: np.ndarray, intrinsics: np.ndarray, width: int, height: int) -> np.ndarray:
     """Filled convex hull of projected points (N, 3) -> (height, width) bool mask (an object's outline)."""
-    import cv2
-
     mask = np.zeros((height, width), dtype=np.uint8)
     hull = cv2.convexHull(np.round(project_points(points_cam, intrinsics).astype(np.float64) * 16).astype(np.int32))
     cv2.fillConvexPoly(mask, hull, 1, lineType=cv2.LINE_8, shift=4)

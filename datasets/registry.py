@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datasets.hand_object_sample import SampleSettings
+from utils.runtime import worker_init_fn
 
 DATASETS: dict[str, Callable] = {}
 SPLITS = ("train", "val", "test")
@@ -65,8 +66,6 @@ def sample_settings(cfg, split: str, rotation: str) -> SampleSettings:
 def build_loader(cfg, split: str, dataset: Dataset | None = None) -> DataLoader:
     """DataLoader with the official settings: train shuffles and drops the last partial batch; val/test
     follow ``cfg.test.shuffle`` and keep every sample; workers reseed python/numpy from torch's seed."""
-    from utils.runtime import worker_init_fn
-
     dataset = build_dataset(cfg, split) if dataset is None else dataset
     train = split == "train"
     section = cfg.train if train else cfg.test

@@ -104,7 +104,7 @@ def warp_image(image: np.ndarray, transform: np.ndarray, res: int) -> np.ndarray
 
 def apply_photometric(crop: np.ndarray, jitter: PhotometricJitter) -> np.ndarray:
     """Gaussian blur then brightness / saturation / hue / contrast in ``jitter.order`` on an RGB crop (uint8)."""
-    from torchvision.transforms import functional as tvf
+    from torchvision.transforms import functional as tvf  # heavy: only training-time photometric augmentation
 
     image = Image.fromarray(crop)
     if jitter.blur_radius > 0:

@@ -117,6 +117,7 @@ def format_group_table(reports):
 
 def _plot_pck_png(report, family):
     """PNG bytes of one PCK curve; the Agg canvas is created here, without touching pyplot's global backend."""
+    # matplotlib (heavy) only when a plot is drawn: evaluation with --no_plots never loads it
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from utils.metrics.hand import validation_scores
 from utils.runtime import progress, seed_everything, to_device
 
 OPTIMIZERS = {
@@ -248,8 +249,6 @@ VALIDATION_KEYS = ("pred_joints3d_cam", "pred_verts3d_cam", "gt_joints3d_cam", "
 def validation_metrics(data: dict, with_global: bool = True) -> dict:
     """Per-batch validation metrics (mm): hand errors and ``score`` when meshes are predicted; grasp accuracy
     when grasp logits are (for the grasp classifier alone, ``score = 1 - accuracy`` as official)."""
-    from utils.metrics.hand import validation_scores
-
     metrics = {}
     if "pred_joints3d_cam" in data and "gt_joints3d_cam" in data:
         metrics.update(validation_scores(*(data[k].float().cpu().numpy() for k in VALIDATION_KEYS[:4]),

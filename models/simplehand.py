@@ -39,6 +39,7 @@ from torch import nn
 from models.blocks.gt_mesh import gt_mesh_outputs
 from models.blocks.mano_head import right_hand_mano_layer
 from models.registry import register_model
+from utils.checkpoint import load_checkpoint, load_weights
 from utils.hand_conventions import NUM_HAND_JOINTS, NUM_MANO_VERTS, OFFICIAL_J21_TIP_VERTS, j21_regressor
 from utils.mano_io import resolve_mano_root
 
@@ -94,7 +95,7 @@ class AttentionBlock(nn.Module):
 
     def __init__(self, dim: int, dropout: float = 0.1, drop_path: float = 0.1):
         super().__init__()
-        from timm.layers import DropPath, Mlp
+        from timm.layers import DropPath, Mlp  # optional package, needed by SimpleHand only
 
         self.norm1 = nn.LayerNorm(dim)
         self.token_mixer = nn.MultiheadAttention(dim, ATTENTION_HEADS, dropout=dropout, batch_first=True)
@@ -224,20 +225,18 @@ def build_backbone(model_name: str, drop_path_rate: float) -> nn.Module:
     if "hiera" in model_name:
         raise ValueError(f"model.BACKBONE.model_name {model_name!r}: hiera backbones (official, unused by the "
                          "released configs) are not supported; use a timm model such as 'fastvit_ma36'")
-    import timm
+    import timm  # optional package, needed by SimpleHand only
 
     return timm.create_model(model_name, pretrained=False, drop_path_rate=drop_path_rate)
 
 
 def load_backbone_weights(backbone: nn.Module, path) -> None:
     """Strictly load a local timm state dict (``.pth`` / ``.bin`` / ``.safetensors``) into ``backbone``."""
-    from utils.checkpoint import load_checkpoint, load_weights
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"backbone weights file {path} does not exist (model.backbone_weights)")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file  # only for .safetensors weight files
 
         state_dict = load_file(str(path))
     else:

@@ -113,6 +113,42 @@ def test_no_import_circle():
     assert import_circles(import_edges(project_modules(REPO))) == []
 
 
+def _block_head(lines: list, index: int) -> list:
+    """The import line at ``index`` and the lines above it up to and including the first that is neither an import
+    nor blank (the comment heading the import block)."""
+    head = [lines[index]]
+    while index > 0 and (not lines[index].strip() or lines[index].strip().startswith(("import ", "from "))):
+        index -= 1
+        head.append(lines[index])
+    return head
+
+
+def function_local_project_imports(modules: dict) -> list:
+    """``(module, line, source line, its import block's heading lines)`` for each import of a project module inside a
+    function."""
+    found = []
+    for module, path in modules.items():
+        source = path.read_text()
+        lines = source.splitlines()
+        tree = ast.parse(source)
+        top = set(tree.body)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and node not in top:
+                name = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
+                if name.split(".")[0] in PACKAGES:
+                    found.append((module, node.lineno, lines[node.lineno - 1], _block_head(lines, node.lineno - 1)))
+    return found
+
+
+def test_project_imports_sit_at_module_top_except_commented_lazy_ones_in_entry_points():
+    modules = project_modules(REPO)
+    local = function_local_project_imports(modules)
+    assert [f"{modules[m]}:{line}" for m, line, _, _ in local if floor_of(m) != "entry"] == []
+    uncommented = [f"{modules[m]}:{line}" for m, line, text, above in local
+                   if not any("# lazy" in t for t in [text, *above])]
+    assert uncommented == []
+
+
 def test_the_checks_catch_an_upward_import_a_sideways_import_and_a_circle(tmp_path):
     for package in PACKAGES:
         (tmp_path / package).mkdir()
@@ -126,3 +162,4 @@ def test_the_checks_catch_an_upward_import_a_sideways_import_and_a_circle(tmp_pa
     assert sorted(line.split(": ")[1] for line in upward_imports(edges, modules)) == [
         "datasets.reader -> models.layer", "utils.geometry -> models.layer"]
     assert import_circles(edges) == [["models.layer", "utils.geometry"]]
+    assert [(m, line) for m, line, _, _ in function_local_project_imports(modules)] == [("utils.geometry", 2)]

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from utils.atomic import atomic_write_json, atomic_write_text
+
 
 class ConfigError(ValueError):
     """A configuration file or override is invalid; the message names the file and the key."""
@@ -292,15 +294,11 @@ def load_config(path: str | Path, overrides: Iterable[str] = (), model_dir: str 
 
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the resolved configuration as JSON (atomically) beside the outputs of a run."""
-    from utils.atomic import atomic_write_json
-
     atomic_write_json(path, cfg.to_dict())
 
 
 def write_experiment(folder: str | Path, raw: dict) -> Path:
     """Create ``folder`` with ``raw`` (a plain config dict) as its ``cfg.json`` (atomically); returns the folder."""
-    from utils.atomic import atomic_write_text
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "cfg.json", json.dumps(raw, indent=2) + "\n")

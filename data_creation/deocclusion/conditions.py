@@ -22,6 +22,7 @@ from datasets import geometry as geo
 from datasets.hand_object_sample import HandObjectRecord, crop_region, mirrored_view
 from datasets.transforms import warp_image
 from utils.hand_conventions import MM_PER_M
+from utils.render import MeshSpec
 
 DEPTH_FLOOR = 0.25  # condition value of the farthest hand pixel (background = 0, nearest hand pixel = 1)
 WRIST = 0
@@ -79,8 +80,6 @@ def gt_hand_mesh(record: HandObjectRecord, wrist_cam: np.ndarray, mano_layer) ->
 
 def mesh_depth_renderer(renderer) -> DepthRenderer:
     """A :data:`DepthRenderer` drawing with a ``utils.render.MeshRenderer`` of the generator's size."""
-    from utils.render import MeshSpec
-
     def render_depth(verts_cam: np.ndarray, faces: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
         return renderer.render([MeshSpec(verts_cam, faces)], intrinsics)[1]
 

@@ -272,7 +272,7 @@ class _ChumpySelect(_Chumpy):
 
 
 def _legacy_names() -> dict:
-    from numpy._core.multiarray import _reconstruct
+    from numpy._core.multiarray import _reconstruct  # private numpy module, needed only when writing the file
 
     return {_reconstruct: ("numpy.core.multiarray", "_reconstruct"),
             scipy.sparse.csc_matrix: ("scipy.sparse.csc", "csc_matrix"),

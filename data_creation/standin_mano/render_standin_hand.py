@@ -13,8 +13,14 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
+from PIL import Image
 
+from models.mano import ManoLayer
 from utils.hand_conventions import MM_PER_M
+from utils.mano_io import load_mano_assets, resolve_mano_root
+from utils.render import MeshRenderer, MeshSpec, look_at_intrinsics
+from utils.rotations import axis_angle_to_matrix
 
 IMAGE_SIZE = 320
 CAMERA_DISTANCE = 0.6  # m
@@ -25,8 +31,6 @@ THUMB_FIST_ANGLES = (0.5, 0.7, 0.9)
 
 
 def _rotation(axis, angle):
-    from utils.rotations import axis_angle_to_matrix
-
     return axis_angle_to_matrix(np.asarray(axis, float) * angle)
 
 
@@ -57,13 +61,6 @@ def flexion_pose(template_joints: np.ndarray, scale: float, thumb_scale: float) 
 
 
 def render_poses(mano_root: str | None, out: Path) -> Path:
-    import torch
-    from PIL import Image
-
-    from models.mano import ManoLayer
-    from utils.mano_io import load_mano_assets, resolve_mano_root
-    from utils.render import MeshRenderer, MeshSpec, look_at_intrinsics
-
     assets = load_mano_assets(resolve_mano_root(mano_root), "right")
     layer = ManoLayer.from_assets(assets, use_pca=False, flat_hand_mean=True)
     joints = assets.J_regressor @ assets.v_template
