@@ -1,7 +1,7 @@
 """DexYCB start-up and loading: compact index vs naive JSON dicts, and loader throughput.
 
 1. Writes a synthetic annotation file with ``--records`` records (default 400k, the size of s0 train; schema of
-   official-data-eval.md §8.2, full-precision floats like ``ndarray.tolist()`` gives) and measures, each in a
+   docs/official-data.md §8.2, full-precision floats like ``ndarray.tolist()`` gives) and measures, each in a
    fresh process: naive ``json.load`` into dicts; building the index (streaming parse + ``.npz`` cache); loading
    the cached index. Printed: wall time, peak and resident memory, and the ratios.
 2. Generates the tiny DexYCB tree (stand-in MANO) and measures DataLoader throughput (samples/s) of the

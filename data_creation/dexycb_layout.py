@@ -1,4 +1,4 @@
-"""Writing a tree in the DexYCB on-disk layout (reference: ecosystem.md C.1), shared by the data generators.
+"""Writing a tree in the DexYCB on-disk layout (reference: docs/libraries.md C.1), shared by the data generators.
 
 Files (all paths under the tree root)::
 

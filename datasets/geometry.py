@@ -1,6 +1,6 @@
 """Small pure geometry functions for building crops: boxes, crop affines, projection, mirroring.
 
-Conventions (reference: official-data-eval.md §2.2):
+Conventions (reference: docs/official-data.md §2.2):
     * 2D points are pixel coordinates ``(u, v)`` in an image of ``width x height`` pixels, arrays ``(N, 2)``.
     * 3D points are metres in the OpenCV camera frame (x right, y down, z forward), arrays ``(N, 3)``.
     * Boxes are ``[x1, y1, x2, y2]`` (float32, pixels).

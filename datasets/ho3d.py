@@ -1,6 +1,6 @@
 """HO3D v2 as hand-object samples: ``train/`` (split into train / val) and the official ``evaluation/`` set.
 
-Files read under the dataset root (reference: official-data-eval.md §1.2, §2.9; ecosystem.md D):
+Files read under the dataset root (reference: docs/official-data.md §1.2, §2.9; docs/libraries.md D):
 
 * ``train/<SEQ>/meta/<ID>.pkl`` (MANO ``handPose`` 48 full axis-angle, flat-hand-mean convention; ``handBeta``;
   ``handJoints3D`` 21x3 in HO3D joint order; ``camMat``; ``objRot``/``objTrans``/``objName``), and

@@ -17,7 +17,7 @@ from utils.runtime import worker_init_fn
 
 DATASETS: dict[str, Callable] = {}
 SPLITS = ("train", "val", "test")
-# Extra resized copies of the crop: config key -> batch key (official-data-eval.md §2.7).
+# Extra resized copies of the crop: config key -> batch key (docs/official-data.md §2.7).
 EXTRA_IMAGE_KEYS = {"input_img_shape_1": "img_1", "input_img_shape_cls": "img_cls",
                     "input_img_shape_h": "img_h", "input_img_shape_ho": "img_ho"}
 

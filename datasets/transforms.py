@@ -1,6 +1,6 @@
 """Image-side transforms of the crop pipeline: affine warps, de-occluded crop pasting, augmentation draws.
 
-Reference: official-data-eval.md §2.2 (warp), §2.4 (augmentation constants), §2.5 (pasting generated crops).
+Reference: docs/official-data.md §2.2 (warp), §2.4 (augmentation constants), §2.5 (pasting generated crops).
 Images are numpy arrays ``(H, W, 3)`` uint8 RGB or ``(H, W)`` uint8 masks.
 """
 from __future__ import annotations

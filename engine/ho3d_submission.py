@@ -1,6 +1,6 @@
 """HO3D v2 CodaLab submission: ``pred.zip`` holding ``pred.json`` = ``[joints_list, verts_list]``.
 
-Per sample (official-data-eval.md §4.5, ecosystem.md D.3): the prediction (metres, OpenCV camera frame,
+Per sample (docs/official-data.md §4.5, docs/libraries.md D.3): the prediction (metres, OpenCV camera frame,
 manopth joint order) is root-aligned to the official root joint, converted to the OpenGL frame
 (``diag(1, -1, -1)``), and its joints are reordered manopth -> HO3D; vertices keep the MANO order. Samples
 are expected in ``evaluation.txt`` order; the zip is refused unless the count matches the evaluation set

@@ -5,7 +5,7 @@ Files (each written atomically, see ``utils.atomic``):
 - ``scores.json``: the report's scores (errors in mm, AUC / F-scores in percent), non-finite -> null;
 - ``scores_table.txt``: the same as a readable table (also returned, for printing);
 - ``scores.txt``: the official layout (``key: value`` lines; means in centimetres, AUC / F as fractions,
-  official-data-eval.md §4.3);
+  docs/official-data.md §4.3);
 - ``pck_data.json``: ``{xyz|xyz_al|mesh|mesh_al: [thresholds_cm (100), pck (100)]}`` as the official code;
 - ``pck_<family>.png``: PCK curve plots (the official code names them ``img_path.{0..3}.png``).
 

@@ -1,6 +1,6 @@
 """The training loop as small importable functions (train.py is a thin CLI over :func:`fit`).
 
-Reference: official-data-eval.md §6 and official-model.md §5-6. Differences from the official loop:
+Reference: docs/official-data.md §6 and docs/official-model.md §5-6. Differences from the official loop:
 - any device through accelerate (``split_batches=True``: ``train.batch_size`` is the global batch);
 - exact resume: checkpoints carry the position inside the epoch, the data order of an epoch is a function of
   (seed, epoch), each sample's augmentation is drawn from RNGs seeded by (seed, epoch, index)
@@ -49,7 +49,7 @@ def build_scheduler(optimizer, cfg, steps_per_epoch: int):
 
     ``cfg.scheduler`` gives a scheduler stepped once per epoch. A config with ``optimizer.warmup_epoch`` (the
     SimpleHand configs) gets :class:`WarmupStepLR` instead, stepped after every iteration; the official code
-    builds the configured scheduler there too but never steps it (official-data-eval.md §6).
+    builds the configured scheduler there too but never steps it (docs/official-data.md §6).
     ``steps_per_epoch``: optimizer steps per epoch (batches of the training loader).
     """
     o = cfg.optimizer

@@ -2,7 +2,7 @@
 ``h2onet``, 128 px crops): MobRecon's backbone plus an orientation encoder, a SpiralConv mesh decoder that
 predicts the hand without its global rotation, and a global-rotation regressor.
 
-Spec: reference/official-baselines.md §2.3, §6, §7. Quirks kept for checkpoint compatibility (§15.4, §15.6):
+Spec: docs/official-baselines.md §2.3, §6, §7. Quirks kept for checkpoint compatibility (§15.4, §15.6):
 the 21-joint regressor is a trainable parameter ``mano_joint_reg`` (initialised with J21, first state_dict
 entry) and the 6D rotation is stacked as matrix ROWS (pytorch3d convention), unlike HFL's columns.
 

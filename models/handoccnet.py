@@ -1,6 +1,6 @@
 """HandOccNet (CVPR'22) as used in the UniHOPE comparisons (official ``HandOccNet``, model name ``hand_occ_net``).
 
-Spec: reference/official-baselines.md §3. A single-trunk FPN whose P2 map is pooled to 32 x 32 and split by a
+Spec: docs/official-baselines.md §3. A single-trunk FPN whose P2 map is pooled to 32 x 32 and split by a
 spatial gate into a primary (hand) and a secondary (occluder) part; the Feature Injecting Transformer (FIT)
 injects the secondary features into the primary ones, the Self-Enhancing Transformer (SET) refines the
 result, and the regressor (hand joint head, hand encoder, MANO head of HFL-Net) predicts the MANO mesh.
@@ -8,7 +8,7 @@ result, and the regressor (hand joint head, hand encoder, MANO head of HFL-Net) 
 Input: ``img_1`` if present else ``img``, (B, 3, 256, 256) RGB in [0, 1]: the learned 32 x 32 embeddings fix
 the size. ``img_1`` is the loader's 256-px copy of the crop (``data.input_img_shape_1``): the DexYCB A+B
 configs crop at 128 px for the classifier and HFL-Net, and the official code fed those 128-px crops to
-HandOccNet, which crashes (official-baselines.md §10, §15.1); reading ``img_1`` gives the intended input.
+HandOccNet, which crashes (docs/official-baselines.md §10, §15.1); reading ``img_1`` gives the intended input.
 Optional GT: ``mano_param`` (B, 58) (else the official ``mano_pose`` (B, 48) + ``mano_shape`` (B, 10)).
 
 Outputs (train and eval mode alike), meshes in the MANO frame (no translation), metres:

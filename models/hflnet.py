@@ -1,6 +1,6 @@
 """HFL-Net (CVPR'23 harmonious feature learning) - the hand-object network UniHOPE builds on.
 
-Spec: reference/official-model.md §1.2-§1.9, §1.13-§1.14 and §2.4 (``HFLNet``, model name ``hflnet``).
+Spec: docs/official-model.md §1.2-§1.9, §1.13-§1.14 and §2.4 (``HFLNet``, model name ``hflnet``).
 :class:`HFLNet` holds the shared architecture; :class:`models.unihope.UniHOPENet` subclasses it and only
 replaces the object-feature fusion rule (grasp switch) and adds the distillation feature mappers.
 

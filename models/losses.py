@@ -1,6 +1,6 @@
 """Training losses: UniHOPE (``hflnet_grasping_objconf``), HFL-Net (``hflnet``), grasp classifier.
 
-Reference: official-model.md §4. Each loss returns a dict of named scalar terms (float tensors) plus
+Reference: docs/official-model.md §4. Each loss returns a dict of named scalar terms (float tensors) plus
 ``total`` = their sum. Paired (contrastive) batches stack sub-sample ``i`` ("part", 0 = original image,
 1 = de-occluded partner or duplicate) along dim 1: e.g. ``pred verts (B, 778*P, 3)``, ``gt_grasping (B, P)``.
 

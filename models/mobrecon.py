@@ -1,7 +1,7 @@
 """MobRecon (CVPR'22) as in UniHOPE's comparison: DenseStack backbone + DSConv spiral mesh decoder
 (official ``MobRecon_DS``, model name ``mobrecon``, 128 px crops).
 
-Spec: reference/official-baselines.md §2.3-§2.4, §5, §7. The mesh decoder's assets (spirals, up-sampling
+Spec: docs/official-baselines.md §2.3-§2.4, §5, §7. The mesh decoder's assets (spirals, up-sampling
 matrices) are derived from the MANO template by :mod:`models.mesh_assets` in the builder and passed in; the
 model reads no file. Predictions are a mesh regressed directly in the MANO frame (metres); 21 joints =
 J21 @ vertices with the official fixed regressor (not in the state_dict).

@@ -1,7 +1,7 @@
 """Semi-Hand(-Object) (CVPR'21) as rebuilt from HFL-Net's components in the UniHOPE code: model names
 ``semi_hand`` (hand only) and ``semi_hand_object`` (hand + object keypoint voting).
 
-Spec: reference/official-baselines.md §4. A single-trunk FPN; the hand ROI of its P2 map (stride 4) goes
+Spec: docs/official-baselines.md §4. A single-trunk FPN; the hand ROI of its P2 map (stride 4) goes
 through the hand joint head, the hand encoder and the MANO head of HFL-Net (no hand-object fusion). With the
 object branch, the object ROI attends (CR transformer, 1 head) to the ROI of the hand-object box intersection
 and the voting head predicts the 21 object keypoints per grid cell.

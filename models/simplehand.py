@@ -1,6 +1,6 @@
 """SimpleHand ("A Simple Baseline for Efficient Hand Mesh Reconstruction", CVPR'24) as in UniHOPE's baselines.
 
-Spec: reference/official-baselines.md §8 (model ``simple_hand``), §2.2-§2.3 (MANO layer, J21 regressor), §15.
+Spec: docs/official-baselines.md §8 (model ``simple_hand``), §2.2-§2.3 (MANO layer, J21 regressor), §15.
 Image (B, 3, 224, 224) RGB in [0, 1] -> ``img - 0.5`` -> timm FastViT-MA36 features (B, 1216, 7, 7) ->
 (a) global average -> 21 2D joints ``uv`` normalised to the crop; (b) :class:`MeshHead`: deconvolved features
 sampled at those joints -> 21 tokens -> three attention stages upsampling the tokens 21 -> 84 -> 336 -> 778
@@ -11,13 +11,13 @@ Batch keys read: ``img``; optional ``mano_param`` (B, 58) = [48 axis-angle pose 
     ``uv`` (B, 42)                 2D joints (u0, v0, u1, ...) in [0, 1] of the crop, manopth order;
     ``pred_verts3d_cam`` (B, 778, 3), ``pred_joints3d_cam`` (B, 21, 3)  camera-aligned axes, translation-free:
         the network is trained to put the mesh relative to a root (models/simplehand_loss.py), and the
-        evaluation root-aligns predictions (official-data-eval.md §4.1), so only the relative shape counts;
+        evaluation root-aligns predictions (docs/official-data.md §4.1), so only the relative shape counts;
     ``gt_verts3d_cam`` / ``gt_joints3d_cam`` with ``mano_param``: the MANO layer's mesh (MANO frame, no
         translation), as every model of the project reports it.
 The output key ``uv`` is the official name; it shadows the batch's GT ``uv`` (B, 21, 2) when the two dicts are
 merged for metrics (no metric reads it).
 
-Parameter names and the state_dict order follow reference/keys_simplehand.txt (1,334 entries): timm's
+Parameter names and the state_dict order follow tests/official_keys/keys_simplehand.txt (1,334 entries): timm's
 un-reparameterised ``fastvit_ma36`` under ``backbone.*`` (with its unused ImageNet ``head.fc``), ``avg_pool``,
 ``keypoints_2d_head``, ``mesh_head.*`` and the 9 MANO buffers ``mano_layer.*``. The J21 regressor
 ``mano_joint_reg`` is a non-persistent buffer (a plain tensor, not in checkpoints, as official).

@@ -2,7 +2,7 @@
 
 The file has the official sections ``base, data, model, loss, metric, train, test, summary, optimizer,
 scheduler``. Every official ``cfg.json`` loads unchanged. Defaults are the official code defaults
-(reference: official-data-eval.md §7) and live only here. An unknown key is an error naming the file, the
+(reference: docs/official-data.md §7) and live only here. An unknown key is an error naming the file, the
 section and the key, with the nearest known key suggested. Free-form sub-dictionaries (``loss.weight``,
 ``model.cls_model`` / ``h_model`` / ``ho_model``, the SimpleHand ``BACKBONE`` / ``*_HEAD`` blocks) are kept as
 plain dicts.

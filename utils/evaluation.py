@@ -1,7 +1,7 @@
 """Evaluation accumulators (hand, object pose) and the sample groupings of the official eval scripts.
 
 ``HandEvaluator.add`` takes one batch of predictions and GT (metres, camera frame, manopth joint order),
-root-aligns copies of them to the GT root (official-data-eval.md §4.1; the caller's arrays are never
+root-aligns copies of them to the GT root (docs/official-data.md §4.1; the caller's arrays are never
 modified), and keeps per-sample results only: the mean error per sample and, per joint / vertex, the index
 of the first PCK threshold it passes (uint8), plus the vertex F-scores. That is enough to report exact
 means, PCK curves, AUCs and F-scores for *any subset* of the samples (the groups below) without keeping

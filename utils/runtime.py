@@ -18,7 +18,7 @@ def make_accelerator(**kwargs):
     """An ``accelerate.Accelerator`` that falls back to the CPU when no CUDA device exists.
 
     Without ``cpu=True`` a multi-process launch on a CPU-only machine would start independent single processes
-    (reference: ecosystem.md A.3); forcing it makes ``accelerate launch --multi_gpu --num_processes N`` run N
+    (reference: docs/libraries.md A.3); forcing it makes ``accelerate launch --multi_gpu --num_processes N`` run N
     gloo ranks on the CPU.
     """
     from accelerate import Accelerator  # heavy: utils.runtime is also imported by light paths (data loaders)

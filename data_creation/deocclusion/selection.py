@@ -28,7 +28,7 @@ from utils.metrics.hand import validation_scores
 
 Scorer = Callable[[torch.Tensor, dict], dict]
 METRIC_NAMES = ("mpjpe", "pa_mpjpe", "mpvpe", "pa_mpvpe", "score")
-# names of the official generation record (reference/paper.md §2.2): ori_MPJPE, gen_PA_MPVPE, ori_score, ...
+# names of the official generation record (docs/paper.md §2.2): ori_MPJPE, gen_PA_MPVPE, ori_score, ...
 OFFICIAL_METRIC_NAMES = {"mpjpe": "MPJPE", "pa_mpjpe": "PA_MPJPE", "mpvpe": "MPVPE", "pa_mpvpe": "PA_MPVPE",
                          "score": "score"}
 

@@ -1,6 +1,6 @@
 """Hand-occlusion ratios of a DexYCB split: ``hand_occ_{setup}_{split}.npy`` (key -> float in [0, 1]).
 
-Definition (the official code reads these ratios but does not say how they were made; official-data-eval.md
+Definition (the official code reads these ratios but does not say how they were made; docs/official-data.md
 §2.6): ``ratio = visible hand pixels / total hand pixels`` where
 
 * total = the silhouette of the ground-truth MANO hand mesh (DexYCB ``pose_m`` + ``mano_betas``, PCA with 45

@@ -1,5 +1,5 @@
 """MANO regression head: feature vector -> 16 joint rotations (6D) + shape -> MANO mesh in metres
-(official ``hfl_net_hor/mano_head.py::mano_regHead``). Spec: reference/official-model.md §1.7.
+(official ``hfl_net_hor/mano_head.py::mano_regHead``). Spec: docs/official-model.md §1.7.
 """
 from torch import nn
 

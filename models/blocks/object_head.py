@@ -1,6 +1,6 @@
 """Object keypoint voting head and its decoder (official ``obj_regHead`` + ``Pose2DLayer``).
 
-Spec: reference/official-model.md §1.8. The head predicts, for every cell of the object ROI grid and every
+Spec: docs/official-model.md §1.8. The head predicts, for every cell of the object ROI grid and every
 one of the 21 object keypoints (8 corners, 12 edge midpoints, centre of the object's 3D box), a confidence
 logit and an (x, y) offset; the decoder turns them into box-normalised positions and sigmoid confidences.
 """

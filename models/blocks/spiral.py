@@ -1,6 +1,6 @@
 """Spiral mesh convolutions and the 2D-to-3D mesh decoder shared by MobRecon and H2ONet.
 
-Spec: reference/official-baselines.md §5.3 (``Reg2DDecode3D`` with ``DSConv``) and §6.3 (``SpiralConv``).
+Spec: docs/official-baselines.md §5.3 (``Reg2DDecode3D`` with ``DSConv``) and §6.3 (``SpiralConv``).
 Mesh features are (B, N, C) per vertex. Spiral indices (N, L) and dense up-sampling matrices (N_fine,
 N_coarse) come from :mod:`models.mesh_assets` and are held as non-persistent buffers (they are not in the
 official state_dicts; the models never read files).

@@ -5,10 +5,10 @@ MILLIMETRES, manopth joint order), and the buffers official checkpoints contain,
 registration order: ``th_betas, th_shapedirs, th_posedirs, th_v_template, th_J_regressor, th_weights,
 th_faces, th_hands_mean, th_selected_comps`` (UniHOPE's vendored copy; upstream's ``th_comps`` is kept
 as a non-persistent buffer so ``load_state_dict(strict=True)`` works with official checkpoints).
-Reference: ecosystem.md B.2, official-model.md §3.
+Reference: docs/libraries.md B.2, docs/official-model.md §3.
 
 Project additions: ``fix_left_shapedirs`` (negate the x-component of the left model's shape blend shapes,
-ecosystem.md B.4; off by default because DexYCB annotations were made without it), ``from_assets`` (reuse
+docs/libraries.md B.4; off by default because DexYCB annotations were made without it), ``from_assets`` (reuse
 arrays already read by :func:`utils.mano_io.load_mano_assets`) and the MANO folder resolved through
 :func:`utils.mano_io.resolve_mano_root` (argument, else ``$MANO_ROOT``) instead of a CWD-relative path.
 """

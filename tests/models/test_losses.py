@@ -1,4 +1,4 @@
-"""Loss terms against hand-computed values (official-model.md §4) and the official-bug fixes."""
+"""Loss terms against hand-computed values (docs/official-model.md §4) and the official-bug fixes."""
 import math
 
 import pytest

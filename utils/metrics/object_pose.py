@@ -1,6 +1,6 @@
 """Object pose from the dense keypoint voting maps, and the object pose errors REP / ADD / ADD-S.
 
-HFL-Net protocol as in the official ``common/utils/metric.py`` (official-data-eval.md §4.4, official-model.md
+HFL-Net protocol as in the official ``common/utils/metric.py`` (docs/official-data.md §4.4, docs/official-model.md
 §1.8). Poses are (R (3, 3), t (3,)) mapping object-frame points (metres) to the camera frame: ``X = R p + t``.
 """
 import cv2
