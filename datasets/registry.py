@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datasets.hand_object_sample import SampleSettings
+from utils.registry import registering
 from utils.runtime import worker_init_fn
 
 DATASETS: dict[str, Callable] = {}
@@ -23,13 +24,9 @@ EXTRA_IMAGE_KEYS = {"input_img_shape_1": "img_1", "input_img_shape_cls": "img_cl
 
 
 def register_dataset(name: str):
-    """Decorator: register ``builder(cfg, split) -> Dataset`` under the official dataset name."""
-    def decorate(builder: Callable) -> Callable:
-        if name in DATASETS:
-            raise KeyError(f"dataset {name!r} registered twice")
-        DATASETS[name] = builder
-        return builder
-    return decorate
+    """Decorator: register ``builder(cfg, split) -> Dataset`` under the official dataset name (a duplicate name is
+    an error)."""
+    return registering(DATASETS, "dataset", name)
 
 
 def build_dataset(cfg, split: str) -> Dataset:

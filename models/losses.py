@@ -18,18 +18,14 @@ import torch.nn.functional as F
 
 from models.blocks.object_head import NUM_OBJECT_KEYPOINTS
 from utils.hand_conventions import NUM_BETAS, NUM_HAND_JOINTS, NUM_MANO_JOINTS, NUM_MANO_VERTS
+from utils.registry import registering
 
 LOSSES: dict = {}
 
 
 def register_loss(name: str):
     """Decorator registering ``builder(cfg) -> loss module`` under ``name``; a duplicate name is an error."""
-    def wrap(builder):
-        if name in LOSSES:
-            raise KeyError(f"loss '{name}' is already registered (by {LOSSES[name].__module__})")
-        LOSSES[name] = builder
-        return builder
-    return wrap
+    return registering(LOSSES, "loss", name)
 
 
 @dataclass(frozen=True)
