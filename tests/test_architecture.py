@@ -1,6 +1,7 @@
 """The import graph keeps the floors of docs/architecture.md: no import from a lower floor to a higher one, no
-import circle between modules. Top-level and function-local imports both count; the graph is read with ``ast``,
-so nothing is imported to check it.
+import circle between modules (top-level and function-local imports both count), and project imports at module top
+except in the entry points, whose lazy ones (kept for a fast ``--help``) carry a ``# lazy`` comment. The code is read
+with ``ast``, so nothing is imported to check it.
 """
 import ast
 from pathlib import Path
