@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from utils.hand_conventions import NUM_HAND_JOINTS
+
 __all__ = ["DSConv", "SpiralConv", "SpiralDeblock", "SpiralMeshDecoder", "gather_spirals", "sample_points"]
 
 
@@ -92,7 +94,7 @@ class SpiralMeshDecoder(nn.Module):
     """
 
     def __init__(self, conv, spirals, up_matrices, latent_channels=256, out_channels=(32, 64, 128, 256),
-                 num_joints=21):
+                 num_joints=NUM_HAND_JOINTS):
         super().__init__()
         if not len(spirals) == len(up_matrices) == len(out_channels):
             raise ValueError(f"need one spiral tensor and up-sampling matrix per level: {len(spirals)} spirals, "
