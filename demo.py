@@ -26,7 +26,7 @@ def unihope_config(out: Path, args) -> dict:
     """``experiment/unihope.synthetic/cfg.json`` (a small UniHOPE: ResNet-18 trunk, 64 px input, 16 x 16 ROIs,
     non-legacy grasp head, paired training with self-distillation, no augmentation, selection on the val split)
     pointed at the demo's folders, with the sizes given on the command line."""
-    from utils.runtime import resolve_mixed_precision
+    from utils.runtime import resolve_mixed_precision  # lazy (entry point): --help answers without torch
 
     cfg = json.loads((ROOT / "experiment" / "unihope.synthetic" / "cfg.json").read_text())
     cfg["base"].update(model_dir=str(out / "unihope.synthetic"), mano_root=str(out / "mano"))
@@ -82,6 +82,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     py = sys.executable
+    # lazy (entry point): --help answers without torch
     from engine.mean_pose_fit import mean_pose_config
     from utils.config import write_experiment
 

@@ -3,7 +3,7 @@
     accelerate launch --config_file yaml/1_gpu.yaml eval.py --model_dir experiment/unihope.dexycb_s0 \\
         --resume experiment/unihope.dexycb_s0/test_model_best.pth
 """
-from engine.eval_command import run_evaluation
+from engine.cli import eval_parser
 
 
 def groups(predictions, cfg):
@@ -11,7 +11,10 @@ def groups(predictions, cfg):
 
 
 def main(argv=None):
-    return run_evaluation(argv, "Evaluate on the test split.", groups, "scores_all_table.txt")
+    args = eval_parser("Evaluate on the test split.").parse_args(argv)
+    from engine.eval_command import run_evaluation  # lazy (entry point): --help answers without torch or the models
+
+    return run_evaluation(args, groups, "scores_all_table.txt")
 
 
 if __name__ == "__main__":

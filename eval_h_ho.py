@@ -3,17 +3,20 @@
     accelerate launch --config_file yaml/1_gpu.yaml eval_h_ho.py --model_dir experiment/unihope.dexycb_s0 \\
         --resume experiment/unihope.dexycb_s0/test_model_best.pth
 """
-from engine.eval_command import run_evaluation
+from engine.cli import eval_parser
 
 
 def groups(predictions, cfg):
-    from utils.evaluation import grasp_groups
+    from utils.evaluation import grasp_groups  # lazy (entry point): --help answers without numpy
 
     return grasp_groups(predictions.hand.grasp_labels)
 
 
 def main(argv=None):
-    return run_evaluation(argv, "Evaluate hand-only vs hand-object samples.", groups, "scores_h_ho_table.txt")
+    args = eval_parser("Evaluate hand-only vs hand-object samples.").parse_args(argv)
+    from engine.eval_command import run_evaluation  # lazy (entry point): --help answers without torch or the models
+
+    return run_evaluation(args, groups, "scores_h_ho_table.txt")
 
 
 if __name__ == "__main__":

@@ -7,17 +7,20 @@ as empty.
     accelerate launch --config_file yaml/1_gpu.yaml eval_occ_intervals.py --model_dir experiment/unihope.dexycb_s0 \\
         --resume experiment/unihope.dexycb_s0/test_model_best.pth --set data.occ_intervals=[0,0.5,1]
 """
-from engine.eval_command import run_evaluation
+from engine.cli import eval_parser
 
 
 def groups(predictions, cfg):
-    from utils.evaluation import occlusion_groups
+    from utils.evaluation import occlusion_groups  # lazy (entry point): --help answers without numpy
 
     return occlusion_groups(predictions.hand.occlusion_ratios, cfg.data.occ_intervals)
 
 
 def main(argv=None):
-    return run_evaluation(argv, "Evaluate by hand-occlusion ratio bins.", groups, "scores_occ_table.txt")
+    args = eval_parser("Evaluate by hand-occlusion ratio bins.").parse_args(argv)
+    from engine.eval_command import run_evaluation  # lazy (entry point): --help answers without torch or the models
+
+    return run_evaluation(args, groups, "scores_occ_table.txt")
 
 
 if __name__ == "__main__":

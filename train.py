@@ -31,6 +31,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_run_config(args)
 
+    # lazy (entry point): --help and config errors answer without loading torch, accelerate or the models
     from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
 
     from datasets import build_dataset, build_loader
@@ -81,7 +82,7 @@ def main(argv=None):
 
 def replica_checksums(accelerator, model) -> list[float]:
     """Sum of all parameters of each process's replica (float64), gathered: equal when DDP kept them in sync."""
-    import torch
+    import torch  # lazy (entry point): see main()
 
     total = sum(p.detach().double().sum() for p in model.parameters())
     return accelerator.gather(total.reshape(1).to(accelerator.device)).tolist()
@@ -89,7 +90,7 @@ def replica_checksums(accelerator, model) -> list[float]:
 
 def _first(dataset, limit):
     """The first ``limit`` samples of ``dataset`` (``--debug``), or all of it."""
-    from torch.utils.data import Subset
+    from torch.utils.data import Subset  # lazy (entry point): see main()
 
     return dataset if limit is None else Subset(dataset, range(min(len(dataset), limit)))
 

@@ -1,7 +1,7 @@
 """DexYCB start-up and loading: compact index vs naive JSON dicts, and loader throughput.
 
 1. Writes a synthetic annotation file with ``--records`` records (default 400k, the size of s0 train; schema of
-   official-data-eval.md §8.2, full-precision floats like ``ndarray.tolist()`` gives) and measures, each in a
+   docs/official-data.md §8.2, full-precision floats like ``ndarray.tolist()`` gives) and measures, each in a
    fresh process: naive ``json.load`` into dicts; building the index (streaming parse + ``.npz`` cache); loading
    the cached index. Printed: wall time, peak and resident memory, and the ratios.
 2. Generates the tiny DexYCB tree (stand-in MANO) and measures DataLoader throughput (samples/s) of the
@@ -22,6 +22,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from data_creation.fixtures.make_tiny_dexycb import write_tiny_dexycb
+from data_creation.labels.compute_hand_occlusion import write_occlusion_file
+from data_creation.labels.create_dataset_dexycb import write_split_file
+from data_creation.labels.prepare_grasp_dexycb import write_grasp_file
+from data_creation.standin_mano.make_standin_mano import write_standin_mano
+from datasets import build_loader
+from utils.config import config_from_dict
 
 _CHILD = r"""
 import json, resource, sys, time
@@ -100,16 +109,6 @@ def index_benchmark(workdir: Path, records: int) -> None:
 
 
 def loader_benchmark(workdir: Path, epochs: int) -> None:
-    import torch
-
-    from data_creation.labels.compute_hand_occlusion import write_occlusion_file
-    from data_creation.labels.create_dataset_dexycb import write_split_file
-    from data_creation.standin_mano.make_standin_mano import write_standin_mano
-    from data_creation.fixtures.make_tiny_dexycb import write_tiny_dexycb
-    from data_creation.labels.prepare_grasp_dexycb import write_grasp_file
-    from datasets import build_loader
-    from utils.config import config_from_dict
-
     mano, root = workdir / "mano", workdir / "tiny_dexycb"
     write_standin_mano(mano, seed=0)
     write_tiny_dexycb(root, mano, seed=0)

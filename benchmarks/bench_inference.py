@@ -20,12 +20,14 @@ import time
 
 import torch
 
+from data_creation.standin_mano.make_standin_mano import write_standin_mano
+from models.blocks.mano_head import right_hand_mano_layer
+from models.unihope import UniHOPENet
+
 
 def _mano_root(explicit, scratch):
     if explicit or os.environ.get("MANO_ROOT"):
         return explicit or os.environ["MANO_ROOT"]
-    from data_creation.standin_mano.make_standin_mano import write_standin_mano
-
     write_standin_mano(scratch, seed=0)
     return scratch
 
@@ -68,9 +70,6 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 32])
     args = parser.parse_args()
-
-    from models.blocks.mano_head import right_hand_mano_layer
-    from models.unihope import UniHOPENet
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as scratch:

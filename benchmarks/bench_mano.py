@@ -13,6 +13,7 @@ import time
 import numpy as np
 import torch
 
+from data_creation.standin_mano.make_standin_mano import write_standin_mano
 from models.mano import ManoLayer
 from tests.fixtures_mano import manopth_reference
 from utils.mano_io import load_mano_assets, resolve_mano_root
@@ -61,8 +62,6 @@ def main(argv=None) -> None:
     if args.mano_root is not None:
         run(args.mano_root, repeats=args.repeats)
         return
-    from data_creation.standin_mano.make_standin_mano import write_standin_mano
-
     with tempfile.TemporaryDirectory() as folder:
         write_standin_mano(folder)
         print("model: stand-in (not MANO)")

@@ -22,6 +22,7 @@ from scipy.linalg import orthogonal_procrustes
 from scipy.spatial import cKDTree
 
 from utils.evaluation import HandEvaluator
+from utils.hand_conventions import MM_PER_M
 from utils.metrics.fscore import f_scores
 from utils.metrics.hand import point_errors, procrustes_align
 from utils.metrics.pck import PCK_THRESHOLDS_M, auc, pck_from_bins, threshold_bins
@@ -74,7 +75,7 @@ def loop_evaluation(pred_j, pred_v, gt_j, gt_v, root, timings):
     start = time.perf_counter()
     scores = {f"auc_{k}": eval_util_auc(np.stack(v)) * 100 for k, v in errors.items()}
     timings["pck/auc"] += time.perf_counter() - start
-    scores.update({k: np.stack(v).mean() * 1000 for k, v in errors.items()})
+    scores.update({k: np.stack(v).mean() * MM_PER_M for k, v in errors.items()})
     scores["f15"] = np.mean([f[1] for f in fs]) * 100
     return scores
 

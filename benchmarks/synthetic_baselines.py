@@ -23,6 +23,11 @@ import sys
 import time
 from pathlib import Path
 
+from engine.mean_pose_fit import mean_pose_config
+from utils.atomic import atomic_write_json, atomic_write_text
+from utils.config import write_experiment
+from utils.runtime import resolve_mixed_precision
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # method -> (official experiment folder, steps, config overrides applied on top of it)
@@ -111,11 +116,6 @@ def main(argv=None) -> list[dict]:
     if not (data / "dex_ycb_s0_test_data.json").is_file():
         raise SystemExit(f"{data} has no dex_ycb_s0_test_data.json: run `make demo` (or make_synthetic) first")
     py = sys.executable
-    from engine.mean_pose_fit import mean_pose_config
-    from utils.atomic import atomic_write_json, atomic_write_text
-    from utils.config import write_experiment
-    from utils.runtime import resolve_mixed_precision
-
     precision = resolve_mixed_precision(args.mixed_precision)
 
     trivial = write_experiment(out / "mean_pose", mean_pose_config(out / "mean_pose", data, mano_root))

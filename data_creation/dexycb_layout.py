@@ -1,4 +1,4 @@
-"""Writing a tree in the DexYCB on-disk layout (reference: ecosystem.md C.1), shared by the data generators.
+"""Writing a tree in the DexYCB on-disk layout (reference: docs/libraries.md C.1), shared by the data generators.
 
 Files (all paths under the tree root)::
 
@@ -32,6 +32,7 @@ import numpy as np
 import yaml
 
 from datasets.dexycb_splits import SUBJECTS
+from utils.hand_conventions import MM_PER_M
 from utils.rotations import axis_angle_to_matrix, matrix_to_axis_angle, matrix_to_quaternion
 from utils.ycb import ycb_class_name
 
@@ -149,7 +150,7 @@ def write_color(path: Path, rgb: np.ndarray, quality: int = JPEG_QUALITY) -> Non
 
 def write_depth(path: Path, depth_m: np.ndarray) -> None:
     """``aligned_depth_to_color_XXXXXX.png``: (H, W) metres -> uint16 millimetres (0 = no depth)."""
-    depth_mm = np.clip(np.round(np.asarray(depth_m, np.float64) * 1000.0), 0, np.iinfo(np.uint16).max)
+    depth_mm = np.clip(np.round(np.asarray(depth_m, np.float64) * MM_PER_M), 0, np.iinfo(np.uint16).max)
     if not cv2.imwrite(str(path), depth_mm.astype(np.uint16)):
         raise OSError(f"could not write depth image {path}")
 

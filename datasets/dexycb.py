@@ -1,6 +1,6 @@
 """DexYCB (setups s0 / s1 / s3, splits train / val / test) as hand-object samples.
 
-Files read under the dataset root (reference: official-data-eval.md §1.1; ecosystem.md C.1):
+Files read under the dataset root (reference: docs/official-data.md §1.1; docs/libraries.md C.1):
 
 * ``dex_ycb_{s}_{split}_data.json`` — the authors' (or ``data_creation/labels/create_dataset_dexycb.py``'s) records,
   through the cached numeric index of :mod:`datasets.dexycb_index`;

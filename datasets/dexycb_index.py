@@ -1,7 +1,7 @@
 """Compact numeric index of a DexYCB annotation file ``dex_ycb_{s}_{split}_data.json``, cached as ``.npz``.
 
 The authors' annotation files hold one JSON record per sample (s0 train: ~400k records, several GB of text;
-schema in official-data-eval.md §8.2). Loading them as Python dicts takes minutes and gigabytes, and every
+schema in docs/official-data.md §8.2). Loading them as Python dicts takes minutes and gigabytes, and every
 data-loader worker would copy-on-write the dicts as it touches their reference counts. This module parses
 the file once, streaming record by record, keeps only what the loader needs in a few numpy arrays, and
 caches them beside the JSON as ``<json stem>.index.npz``. The cache stores the JSON's size and mtime and is

@@ -1,6 +1,6 @@
 """The DexYCB toolkit's split rules (setups s0/s1/s2/s3 x train/val/test), in one place.
 
-Reference: official-data-eval.md §8.1, ecosystem.md C.2. Subjects and camera serials are indexed in the
+Reference: docs/official-data.md §8.1, docs/libraries.md C.2. Subjects and camera serials are indexed in the
 toolkit's fixed order below; sequences by their position in the subject folder sorted by name (the toolkit
 asserts 100 per subject; this module accepts any count so that small fixtures work). A sample is
 ``(subject, sequence, serial, frame)``; the toolkit enumerates sequences -> cameras -> frames and the sample

@@ -1,6 +1,6 @@
 """Small pure geometry functions for building crops: boxes, crop affines, projection, mirroring.
 
-Conventions (reference: official-data-eval.md §2.2):
+Conventions (reference: docs/official-data.md §2.2):
     * 2D points are pixel coordinates ``(u, v)`` in an image of ``width x height`` pixels, arrays ``(N, 2)``.
     * 3D points are metres in the OpenCV camera frame (x right, y down, z forward), arrays ``(N, 3)``.
     * Boxes are ``[x1, y1, x2, y2]`` (float32, pixels).
@@ -9,6 +9,7 @@ Conventions (reference: official-data-eval.md §2.2):
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 
@@ -146,8 +147,6 @@ def mesh_silhouette(verts_cam: np.ndarray, faces: np.ndarray, intrinsics: np.nda
     Returns:
         (height, width) bool mask. Rasterised with ``cv2.fillConvexPoly`` at 1/16 px precision (no GL).
     """
-    import cv2
-
     mask = np.zeros((height, width), dtype=np.uint8)
     fixed = np.round(project_points(verts_cam, intrinsics).astype(np.float64) * 16).astype(np.int32)
     for triangle in fixed[np.asarray(faces)]:
@@ -157,8 +156,6 @@ def mesh_silhouette(verts_cam: np.ndarray, faces: np.ndarray, intrinsics: np.nda
 
 def convex_silhouette(points_cam: np.ndarray, intrinsics: np.ndarray, width: int, height: int) -> np.ndarray:
     """Filled convex hull of projected points (N, 3) -> (height, width) bool mask (an object's outline)."""
-    import cv2
-
     mask = np.zeros((height, width), dtype=np.uint8)
     hull = cv2.convexHull(np.round(project_points(points_cam, intrinsics).astype(np.float64) * 16).astype(np.int32))
     cv2.fillConvexPoly(mask, hull, 1, lineType=cv2.LINE_8, shift=4)

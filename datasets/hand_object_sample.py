@@ -4,10 +4,10 @@ Stage 2 of records -> mapper -> loader (STYLE habit 9). The dataset classes turn
 :class:`HandObjectRecord` (annotations only, no pixels) and read the image / object mask; :func:`build_sample`
 mirrors left hands, chooses the crop (hand-only or fused hand+object, by the grasp flag), augments, pairs the
 original with its de-occluded image when asked, and returns numpy arrays under the official batch keys
-(reference: official-data-eval.md §2-§3). It never mutates the record or the images it is given.
+(reference: docs/official-data.md §2-§3). It never mutates the record or the images it is given.
 
 Frames and units: 3D in metres, OpenCV camera frame; 2D in pixels of the full image, then crop px of the
-``res x res`` input. Intended behaviour where the official code differs (documented, §9 of the reference):
+``res x res`` input. Intended behaviour where the official code differs (docs/official-data.md §9):
     * for left hands the intrinsics used for the crop get ``cx' = W - 1 - cx`` so that the mirrored 3D joints
       project onto the mirrored 2D joints (the official code kept the un-mirrored K; no model reads it);
     * the full-resolution ``ori_gray`` key is not emitted (no model reads it; 300 KB per sample).
@@ -106,7 +106,7 @@ def occlusion_class(occ_ratio: float, occ_threshold: float) -> bool:
 
 def pair_is_filtered(rule: str, occ_ratio: float, occ_threshold: float, entry: PairEntry,
                      score_threshold: float) -> bool:
-    """Whether the de-occluded partner of a grasping sample is dropped (official-data-eval §2.5).
+    """Whether the de-occluded partner of a grasping sample is dropped (docs/official-data.md §2.5).
 
     Rules ``score``, ``occ``, ``and``, ``or``; any other name filters every pair (official behaviour).
     """

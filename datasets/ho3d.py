@@ -1,6 +1,6 @@
 """HO3D v2 as hand-object samples: ``train/`` (split into train / val) and the official ``evaluation/`` set.
 
-Files read under the dataset root (reference: official-data-eval.md §1.2, §2.9; ecosystem.md D):
+Files read under the dataset root (reference: docs/official-data.md §1.2, §2.9; docs/libraries.md D):
 
 * ``train/<SEQ>/meta/<ID>.pkl`` (MANO ``handPose`` 48 full axis-angle, flat-hand-mean convention; ``handBeta``;
   ``handJoints3D`` 21x3 in HO3D joint order; ``camMat``; ``objRot``/``objTrans``/``objName``), and
@@ -42,7 +42,7 @@ from datasets.geometry import convex_silhouette, transform_points
 from datasets.hand_object_sample import HandObjectRecord, SampleSettings
 from datasets.label_files import grasp_flags, occlusion_ratios, read_points_xyz
 from datasets.registry import dataset_root, register_dataset, sample_settings
-from utils.hand_conventions import HO3D_TO_MANOPTH_ORDER, OPENGL_TO_OPENCV, reorder_joints
+from utils.hand_conventions import HO3D_TO_MANOPTH_ORDER, NUM_BETAS, NUM_POSE_PARAMS, OPENGL_TO_OPENCV, reorder_joints
 from utils.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from utils.safe_pickle import load_pickle
 from utils.ycb import YCB_CLASSES, bbox21_from_points
@@ -79,7 +79,7 @@ def opengl_pose_to_opencv(rotation_vector: np.ndarray, translation: np.ndarray) 
 
 def opengl_mano_pose_to_opencv(hand_pose: np.ndarray) -> np.ndarray:
     """HO3D ``handPose`` (48,) -> the same hand with its global rotation expressed in the OpenCV frame."""
-    pose = np.array(hand_pose, np.float64).reshape(48)
+    pose = np.array(hand_pose, np.float64).reshape(NUM_POSE_PARAMS)
     pose[:3] = matrix_to_axis_angle(OPENGL_TO_OPENCV @ axis_angle_to_matrix(pose[:3]))
     return pose
 
@@ -169,7 +169,7 @@ def _read_frame(path: Path, annotated: bool) -> Optional[dict]:
         joints = reorder_joints(joints @ OPENGL_TO_OPENCV, HO3D_TO_MANOPTH_ORDER)
         out.update(joints_3d=joints, root_joint=joints[0],
                    mano_pose=opengl_mano_pose_to_opencv(_meta_value(meta, "handPose", path)),
-                   betas=np.asarray(_meta_value(meta, "handBeta", path), np.float64).reshape(10))
+                   betas=np.asarray(_meta_value(meta, "handBeta", path), np.float64).reshape(NUM_BETAS))
     else:
         out.update(root_joint=joints.reshape(3) @ OPENGL_TO_OPENCV,
                    hand_box=np.asarray(_meta_value(meta, "handBoundingBox", path), np.float64).reshape(4))

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import cv2
+from PIL import Image
 import numpy as np
 
+from utils.atomic import atomic_write
 from utils.safe_pickle import load_npy
 
 INPUT_MODES = {"ho": True, "h": False}  # data.input_mode -> grasp flag forced on every sample
@@ -30,8 +32,6 @@ def load_label_dict(path: str | Path) -> dict:
 def write_label_dict(path: str | Path, labels: dict) -> Path:
     """Write ``labels`` (sample key -> bool / float) as the authors' 0-d object-array ``.npy`` label file
     (``grasp_*.npy``, ``hand_occ_*.npy``), atomically; the counterpart of :func:`load_label_dict`."""
-    from utils.atomic import atomic_write
-
     path = Path(path)
     with atomic_write(path, "wb") as f:
         np.save(f, np.array(labels, dtype=object), allow_pickle=True)
@@ -102,8 +102,6 @@ def read_points_xyz(path: str | Path) -> np.ndarray:
 
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) of an image from its header."""
-    from PIL import Image
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}")

@@ -14,11 +14,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datasets.hand_object_sample import SampleSettings
+from utils.registry import registering
+from utils.runtime import worker_init_fn
 
 DATASETS: dict[str, Callable] = {}
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ("train", "val", "test")
-# Extra resized copies of the crop: config key -> batch key (official-data-eval.md §2.7).
+# Extra resized copies of the crop: config key -> batch key (docs/official-data.md §2.7).
 EXTRA_IMAGE_KEYS = {"input_img_shape_1": "img_1", "input_img_shape_cls": "img_cls",
                     "input_img_shape_h": "img_h", "input_img_shape_ho": "img_ho"}
 
@@ -28,13 +30,9 @@ DATASET_ALIASES = {"DEX_YCB": "DEX_YCB_HOPE", "HO3D": "HO3D_HOPE"}
 
 
 def register_dataset(name: str):
-    """Decorator: register ``builder(cfg, split) -> Dataset`` under the official dataset name."""
-    def decorate(builder: Callable) -> Callable:
-        if name in DATASETS:
-            raise KeyError(f"dataset {name!r} registered twice")
-        DATASETS[name] = builder
-        return builder
-    return decorate
+    """Decorator: register ``builder(cfg, split) -> Dataset`` under the official dataset name (a duplicate name is
+    an error)."""
+    return registering(DATASETS, "dataset", name)
 
 
 def official_dataset_name(name: str) -> str:
@@ -89,8 +87,6 @@ def sample_settings(cfg, split: str, rotation: str) -> SampleSettings:
 def build_loader(cfg, split: str, dataset: Dataset | None = None) -> DataLoader:
     """DataLoader with the official settings: train shuffles and drops the last partial batch; val/test
     follow ``cfg.test.shuffle`` and keep every sample; workers reseed python/numpy from torch's seed."""
-    from utils.runtime import worker_init_fn
-
     dataset = build_dataset(cfg, split) if dataset is None else dataset
     train = split == "train"
     section = cfg.train if train else cfg.test

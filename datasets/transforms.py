@@ -1,6 +1,6 @@
 """Image-side transforms of the crop pipeline: affine warps, de-occluded crop pasting, augmentation draws.
 
-Reference: official-data-eval.md §2.2 (warp), §2.4 (augmentation constants), §2.5 (pasting generated crops).
+Reference: docs/official-data.md §2.2 (warp), §2.4 (augmentation constants), §2.5 (pasting generated crops).
 Images are numpy arrays ``(H, W, 3)`` uint8 RGB or ``(H, W)`` uint8 masks.
 """
 from __future__ import annotations
@@ -104,7 +104,7 @@ def warp_image(image: np.ndarray, transform: np.ndarray, res: int) -> np.ndarray
 
 def apply_photometric(crop: np.ndarray, jitter: PhotometricJitter) -> np.ndarray:
     """Gaussian blur then brightness / saturation / hue / contrast in ``jitter.order`` on an RGB crop (uint8)."""
-    from torchvision.transforms import functional as tvf
+    from torchvision.transforms import functional as tvf  # heavy: only training-time photometric augmentation
 
     image = Image.fromarray(crop)
     if jitter.blur_radius > 0:

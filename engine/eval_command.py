@@ -10,33 +10,26 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from engine.cli import base_parser, load_run_config
+import numpy as np
 
-AB_CHECKPOINTS = {"resume_cls": "cls_model", "resume_h": "h_model", "resume_ho": "ho_model"}
-
-
-def add_weight_arguments(parser) -> None:
-    """``--resume`` and the A+B ``--resume_cls/_h/_ho`` flags read by :func:`load_eval_weights`."""
-    parser.add_argument("--resume", default=None, help="checkpoint of the model (official layout or bare state dict)")
-    for flag, part in AB_CHECKPOINTS.items():
-        parser.add_argument(f"--{flag}", default=None, help=f"A+B models: checkpoint of the {part}")
-
-
-def eval_parser(description: str):
-    parser = base_parser(description)
-    add_weight_arguments(parser)
-    parser.add_argument("--save_predictions", action="store_true",
-                        help="also write per-sample predictions to <model_dir>/predictions_test.npz")
-    parser.add_argument("--no_plots", action="store_true", help="skip the PCK plot PNGs")
-    parser.add_argument("--sheet", type=int, default=0, metavar="N",
-                        help="also draw the predicted hand mesh over N test images: <model_dir>/prediction_sheet.png")
-    return parser
+from datasets import build_dataset, build_loader, official_dataset_name
+from engine.cli import AB_CHECKPOINTS, load_run_config
+from engine.eval_pass import collect, group_reports, save_predictions
+from engine.ho3d_submission import HO3DSubmission, load_ho3d_ground_truth
+from engine.prediction_sheet import sheet_for_run
+from engine.reports import write_group_reports
+from models import build_model
+from utils.checkpoint import load_model_checkpoint
+from utils.evaluation import HandEvaluator
+from utils.hand_conventions import MM_PER_M
+from utils.mano_io import load_mano_assets, resolve_mano_root
+from utils.metrics.hand import point_errors, root_align, scale_translation_align
+from utils.metrics.pck import auc, pck_curve
+from utils.runtime import make_accelerator, progress, setup_logger
 
 
 def load_eval_weights(model, args) -> None:
     """``--resume`` into the whole model, or ``--resume_cls/_h/_ho`` into the A+B sub-models (strict)."""
-    from utils.checkpoint import load_model_checkpoint
-
     parts = {part: getattr(args, flag) for flag, part in AB_CHECKPOINTS.items() if getattr(args, flag)}
     if args.resume and parts:
         raise SystemExit("give either --resume or --resume_cls/--resume_h/--resume_ho, not both")
@@ -52,23 +45,17 @@ def load_eval_weights(model, args) -> None:
         raise SystemExit("no weights given: pass --resume PATH (or --resume_cls/--resume_h/--resume_ho for A+B)")
 
 
-def run_evaluation(argv, description: str, make_groups, table_name: str) -> dict | None:
+def run_evaluation(args, make_groups, table_name: str) -> dict | None:
     """Evaluate the test split and write one report folder per group under ``<model_dir>``.
 
     Args:
+        args: the parsed command line of :func:`engine.cli.eval_parser`.
         make_groups: ``(predictions, cfg) -> {group name: sample indices or None}``.
         table_name: file name of the combined table in ``<model_dir>``.
     Returns the reports on the main process, None elsewhere.
     """
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
-    args = eval_parser(description).parse_args(argv)
     cfg = load_run_config(args, extra_overrides=['data.eval_type=["test"]'])
-
-    from datasets import build_dataset, build_loader, official_dataset_name
-    from models import build_model
-    from engine.reports import write_group_reports
-    from engine.eval_pass import collect, group_reports, save_predictions
-    from utils.runtime import make_accelerator, progress, setup_logger
 
     accelerator = make_accelerator()
     main = accelerator.is_main_process
@@ -109,9 +96,6 @@ def run_evaluation(argv, description: str, make_groups, table_name: str) -> dict
 
 def prediction_sheet(model_dir: Path, model, dataset, count: int, cfg, device, predictions) -> Path:
     """``<model_dir>/prediction_sheet.png``: the predicted mesh over ``count`` test images, with J-PE when known."""
-    from utils.mano_io import load_mano_assets, resolve_mano_root
-    from engine.prediction_sheet import sheet_for_run
-
     faces = load_mano_assets(resolve_mano_root(cfg.base.mano_root), "right").faces
     errors = predictions.hand.joint_errors_mm if predictions.hand is not None else None
     return sheet_for_run(model_dir / "prediction_sheet.png", model, dataset, count, faces, device, errors)
@@ -121,12 +105,6 @@ def ho3d_outputs(model_dir: Path, predictions, dataset, plots: bool = True) -> d
     """HO3D v2 evaluation split: ``<model_dir>/pred.zip`` for the official server (evaluation.txt order,
     validated), and, when the public GT files sit in the dataset root, local scores in ``<model_dir>/ho3d_local/``
     with the same metric definitions."""
-    import numpy as np
-
-    from engine.reports import write_group_reports
-    from engine.ho3d_submission import HO3DSubmission, load_ho3d_ground_truth
-    from utils.evaluation import HandEvaluator
-
     joints, verts, root = (np.concatenate(predictions.saved[k]) for k in
                            ("pred_joints3d_cam", "pred_verts3d_cam", "root_joint_flip"))
     submission = HO3DSubmission()
@@ -152,9 +130,6 @@ def ho3d_outputs(model_dir: Path, predictions, dataset, plots: bool = True) -> d
 def ho3d_scale_translation_scores(pred_joints, pred_root, gt_joints) -> dict:
     """The HO3D script's third joint alignment (scale by the wrist -> middle-MCP bone, wrist translation):
     ``sc_tr_mpjpe`` (mm) and ``auc_sc_tr_j`` (0-50 mm, percent)."""
-    from utils.metrics.hand import point_errors, root_align, scale_translation_align
-    from utils.metrics.pck import auc, pck_curve
-
     joints, _ = root_align(pred_joints, None, pred_root)
     errors = point_errors(scale_translation_align(joints, gt_joints), gt_joints)
-    return {"sc_tr_mpjpe": float(errors.mean() * 1000.0), "auc_sc_tr_j": auc(pck_curve(errors)) * 100.0}
+    return {"sc_tr_mpjpe": float(errors.mean() * MM_PER_M), "auc_sc_tr_j": auc(pck_curve(errors)) * 100.0}

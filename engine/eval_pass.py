@@ -13,8 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from utils.atomic import atomic_write
 from utils.evaluation import HandEvaluator, ObjectPoseEvaluator, object_eval_selection
+from utils.metrics.classification import grasp_classification_metrics
+from utils.metrics.object_pose import object_pose_from_voting
 from utils.runtime import to_device
+from utils.ycb import bbox21_from_points
 
 HAND_KEYS = ("pred_joints3d_cam", "pred_verts3d_cam", "gt_joints3d_cam", "gt_verts3d_cam", "root_joint_flip")
 LABEL_KEYS = ("gt_grasping", "gt_occ_ratio", "pred_obj_conf", "pred_grasping")
@@ -104,9 +108,6 @@ def _add_batch(result: Predictions, data: dict, object_points, obj_eval_mode: st
 
 
 def _add_objects(result: Predictions, numpy: dict, grasp, object_points, obj_eval_mode: str, offset: int):
-    from utils.metrics.object_pose import object_pose_from_voting
-    from utils.ycb import bbox21_from_points
-
     rows = object_eval_selection(obj_eval_mode, grasp > 0.5, numpy.get("pred_grasping"))
     if len(rows) == 0:
         return
@@ -126,8 +127,6 @@ def _add_objects(result: Predictions, numpy: dict, grasp, object_points, obj_eva
 
 def group_reports(predictions: Predictions, groups: dict, metric_cfg) -> dict:
     """``{group: HandReport}`` with grasp accuracy and object success rates added where available."""
-    from utils.metrics.classification import grasp_classification_metrics
-
     object_rows = np.concatenate(predictions.object_rows) if predictions.object_rows else np.empty(0, np.int64)
     gt, pred = predictions.labels("grasp"), predictions.labels("pred_grasp")
     reports = {}
@@ -152,8 +151,6 @@ def group_reports(predictions: Predictions, groups: dict, metric_cfg) -> dict:
 def save_predictions(path: Path, predictions: Predictions) -> None:
     """Per-sample arrays kept during the pass, plus the GT grasp label (-1 = none), the occlusion ratio and, when
     the model predicts one, the predicted grasp label, as an ``.npz`` (written atomically)."""
-    from utils.atomic import atomic_write
-
     arrays = {k: np.concatenate(v) for k, v in predictions.saved.items()}
     arrays.update(gt_grasping=predictions.labels("grasp"), gt_occ_ratio=predictions.labels("occ_ratio"))
     if predictions.pred_grasp:

@@ -20,8 +20,8 @@ from torch import nn
 
 from datasets.hand_object_sample import SampleSettings
 from datasets.registry import sample_settings
-from engine.cli import base_parser, load_run_config
-from engine.eval_command import add_weight_arguments, load_eval_weights
+from engine.cli import add_weight_arguments, base_parser, load_run_config
+from engine.eval_command import load_eval_weights
 from engine.predict.crops import build_hand_crop
 from engine.predict.hand_boxes import full_image_box
 from engine.predict.network import PREDICTION_KEYS, model_input_keys

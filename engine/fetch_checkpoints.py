@@ -28,7 +28,7 @@ from typing import Any, Sequence
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
-from engine.eval_command import AB_CHECKPOINTS
+from engine.cli import AB_CHECKPOINTS
 from models import build_model
 from utils.checkpoint import CheckpointMismatchError, load_model_checkpoint
 from utils.config import load_config

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from utils.atomic import atomic_write_json
 from utils.checkpoint import load_checkpoint, load_weights, save_checkpoint
-from engine.trainer import (TrainState, Trainer, VALIDATION_KEYS, is_per_iteration, update_score_status,
-                            validate, validation_metrics)
+from engine.trainer import (TrainState, Trainer, VALIDATION_KEYS, build_optimizer, build_scheduler, is_per_iteration,
+                            update_score_status, validate, validation_metrics)
 
 
 class RunCheckpoints:
@@ -163,8 +163,6 @@ def make_trainer(cfg, accelerator, model, loss_fn, train_loader, resume=None, on
     The scheduler is not handed to accelerate: it is stepped once per epoch (or after every optimizer step for a
     per-iteration schedule), whatever the number of processes.
     """
-    from engine.trainer import build_optimizer, build_scheduler
-
     optimizer = build_optimizer(model.parameters(), cfg.optimizer)
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch=len(train_loader))
     state, missing = restore(resume, model, optimizer, scheduler, only_weights) if resume else (TrainState(), [])

@@ -1,6 +1,6 @@
 """HO3D v2 CodaLab submission: ``pred.zip`` holding ``pred.json`` = ``[joints_list, verts_list]``.
 
-Per sample (official-data-eval.md §4.5, ecosystem.md D.3): the prediction (metres, OpenCV camera frame,
+Per sample (docs/official-data.md §4.5, docs/libraries.md D.3): the prediction (metres, OpenCV camera frame,
 manopth joint order) is root-aligned to the official root joint, converted to the OpenGL frame
 (``diag(1, -1, -1)``), and its joints are reordered manopth -> HO3D; vertices keep the MANO order. Samples
 are expected in ``evaluation.txt`` order; the zip is refused unless the count matches the evaluation set
@@ -9,17 +9,13 @@ which is the entry name used here.
 """
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 
 from utils.atomic import atomic_write
-from utils.hand_conventions import (
-    MANOPTH_TO_HO3D_ORDER,
-    NUM_HAND_JOINTS,
-    NUM_MANO_VERTS,
-    OPENGL_TO_OPENCV,
-    reorder_joints,
-)
+from utils.hand_conventions import (HO3D_TO_MANOPTH_ORDER, MANOPTH_TO_HO3D_ORDER, NUM_HAND_JOINTS, NUM_MANO_VERTS,
+                                    OPENGL_TO_OPENCV, reorder_joints)
 from utils.metrics.hand import root_align
 
 __all__ = ["HO3D_EVAL_SAMPLES", "ho3d_submission_arrays", "HO3DSubmission", "write_ho3d_submission",
@@ -101,10 +97,6 @@ def load_ho3d_ground_truth(root):
     Returns:
         joints (N, 21, 3) manopth order, verts (N, 778, 3); metres, OpenCV camera frame.
     """
-    from pathlib import Path
-
-    from utils.hand_conventions import HO3D_TO_MANOPTH_ORDER
-
     root = Path(root)
     xyz_file, verts_file = root / "evaluation_xyz.json", root / "evaluation_verts.json"
     if not (xyz_file.is_file() and verts_file.is_file()):

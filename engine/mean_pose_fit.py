@@ -13,6 +13,11 @@ from pathlib import Path
 
 import torch
 
+from datasets import build_dataset, build_loader
+from models import build_model
+from utils.checkpoint import save_checkpoint
+from utils.config import load_config
+
 NO_AUGMENTATION = ["data.use_data_aug_h=false", "data.use_data_aug_ho=false", "data.contrastive=false"]
 
 
@@ -47,11 +52,6 @@ def main(argv=None) -> Path:
     parser.add_argument("--split", default="train")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     args = parser.parse_args(argv)
-
-    from datasets import build_dataset, build_loader
-    from models import build_model
-    from utils.checkpoint import save_checkpoint
-    from utils.config import load_config
 
     cfg = load_config(args.model_dir, overrides=[*NO_AUGMENTATION, *args.overrides], model_dir=args.model_dir)
     model = build_model(cfg).eval()

@@ -11,9 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch.utils.data import default_collate
 
 from datasets.geometry import mirror_points_3d
 from datasets.label_files import read_rgb
+from utils.atomic import atomic_write
+from utils.render import MeshRenderer, MeshSpec
+from utils.runtime import to_device
 
 MESH_COLOR = (0.35, 0.62, 0.95)
 MESH_ALPHA = 0.65
@@ -49,8 +54,6 @@ def hand_window(points_2d: np.ndarray, width: int, height: int, scale: float = 1
 def overlay_mesh(image: np.ndarray, verts: np.ndarray, faces: np.ndarray, intrinsics: np.ndarray,
                  renderer) -> np.ndarray:
     """(H, W, 3) uint8: ``image`` with the mesh (camera-frame metres, projected by ``intrinsics``) blended in."""
-    from utils.render import MeshSpec
-
     rgb, _, labels = renderer.render([MeshSpec(verts, faces, color=MESH_COLOR)], intrinsics, with_labels=True)
     covered = (labels > 0)[..., None]
     blended = image.astype(np.float32) * (1 - MESH_ALPHA) + rgb.astype(np.float32) * MESH_ALPHA
@@ -68,13 +71,10 @@ def write_prediction_sheet(path: Path, dataset, indices, pred_verts, pred_joints
         faces: (F, 3) MANO faces.
         errors_mm: optional (N,) per-sample J-PE for the titles.
     """
-    import matplotlib
+    import matplotlib  # heavy: loaded only when a sheet is drawn (eval --sheet, demo)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from utils.atomic import atomic_write
-    from utils.render import MeshRenderer
 
     indices = np.asarray(indices)
     rows = max(1, int(np.ceil(len(indices) / columns)))
@@ -114,11 +114,6 @@ def write_prediction_sheet(path: Path, dataset, indices, pred_verts, pred_joints
 
 def predict_samples(model, dataset, indices, device) -> dict:
     """Run the (unwrapped, single-process) ``model`` on the test samples ``indices``; numpy outputs."""
-    import torch
-    from torch.utils.data import default_collate
-
-    from utils.runtime import to_device
-
     model.eval()
     with torch.no_grad():
         batch = to_device(default_collate([dataset[int(i)] for i in indices]), device)

@@ -5,7 +5,7 @@ Files (each written atomically, see ``utils.atomic``):
 - ``scores.json``: the report's scores (errors in mm, AUC / F-scores in percent), non-finite -> null;
 - ``scores_table.txt``: the same as a readable table (also returned, for printing);
 - ``scores.txt``: the official layout (``key: value`` lines; means in centimetres, AUC / F as fractions,
-  official-data-eval.md §4.3);
+  docs/official-data.md §4.3);
 - ``pck_data.json``: ``{xyz|xyz_al|mesh|mesh_al: [thresholds_cm (100), pck (100)]}`` as the official code;
 - ``pck_<family>.png``: PCK curve plots (the official code names them ``img_path.{0..3}.png``).
 
@@ -19,6 +19,7 @@ import numpy as np
 
 from utils.atomic import atomic_write, atomic_write_json, atomic_write_text
 from utils.evaluation import FAMILIES, FAMILY_SUFFIX
+from utils.hand_conventions import MM_PER_M
 
 __all__ = ["official_scores", "format_scores_table", "format_group_table", "write_report", "write_group_reports"]
 
@@ -116,6 +117,7 @@ def format_group_table(reports):
 
 def _plot_pck_png(report, family):
     """PNG bytes of one PCK curve; the Agg canvas is created here, without touching pyplot's global backend."""
+    # matplotlib (heavy) only when a plot is drawn: evaluation with --no_plots never loads it
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -123,7 +125,7 @@ def _plot_pck_png(report, family):
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
     auc_key = f"auc_{FAMILY_SUFFIX[family]}"
-    axes.plot(report.thresholds_m * 1000.0, report.pck[family], label=f"AUC {report.scores[auc_key]:.2f} %")
+    axes.plot(report.thresholds_m * MM_PER_M, report.pck[family], label=f"AUC {report.scores[auc_key]:.2f} %")
     axes.set(xlabel="error threshold (mm)", ylabel="3D PCK", ylim=(0.0, 1.0), xlim=(0.0, 50.0),
              title=f"PCK, {_FAMILY_TITLES[family]}")
     axes.grid(True, alpha=0.3)

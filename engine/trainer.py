@@ -1,6 +1,6 @@
 """The training loop as small importable functions (train.py is a thin CLI over :func:`fit`).
 
-Reference: official-data-eval.md §6 and official-model.md §5-6. Differences from the official loop:
+Reference: docs/official-data.md §6 and docs/official-model.md §5-6. Differences from the official loop:
 - any device through accelerate (``split_batches=True``: ``train.batch_size`` is the global batch);
 - exact resume: checkpoints carry the position inside the epoch, the data order of an epoch is a function of
   (seed, epoch), each sample's augmentation is drawn from RNGs seeded by (seed, epoch, index)
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from utils.metrics.hand import validation_scores
 from utils.runtime import progress, seed_everything, to_device
 
 OPTIMIZERS = {
@@ -48,7 +49,7 @@ def build_scheduler(optimizer, cfg, steps_per_epoch: int):
 
     ``cfg.scheduler`` gives a scheduler stepped once per epoch. A config with ``optimizer.warmup_epoch`` (the
     SimpleHand configs) gets :class:`WarmupStepLR` instead, stepped after every iteration; the official code
-    builds the configured scheduler there too but never steps it (official-data-eval.md §6).
+    builds the configured scheduler there too but never steps it (docs/official-data.md §6).
     ``steps_per_epoch``: optimizer steps per epoch (batches of the training loader).
     """
     o = cfg.optimizer
@@ -248,8 +249,6 @@ VALIDATION_KEYS = ("pred_joints3d_cam", "pred_verts3d_cam", "gt_joints3d_cam", "
 def validation_metrics(data: dict, with_global: bool = True) -> dict:
     """Per-batch validation metrics (mm): hand errors and ``score`` when meshes are predicted; grasp accuracy
     when grasp logits are (for the grasp classifier alone, ``score = 1 - accuracy`` as official)."""
-    from utils.metrics.hand import validation_scores
-
     metrics = {}
     if "pred_joints3d_cam" in data and "gt_joints3d_cam" in data:
         metrics.update(validation_scores(*(data[k].float().cpu().numpy() for k in VALIDATION_KEYS[:4]),

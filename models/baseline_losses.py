@@ -1,4 +1,4 @@
-"""Training losses of the baseline methods, one section per model family (reference: official-baselines.md §11).
+"""Training losses of the baseline methods, one section per model family (reference: docs/official-baselines.md §11).
 
 Every loss follows :mod:`models.losses`: ``loss(batch, outputs) -> {term: scalar tensor, ..., "total": sum}``,
 registered under the official ``cfg.loss.name`` with :func:`models.losses.register_loss`. Every term is the
@@ -61,7 +61,7 @@ def mano_regularisers(outputs) -> dict:
     45 finger axis-angle values of ``pred_mano_pose_aa`` (B, 48): towards the flat hand.
 
     The official code applies the pose prior to ``pred_mano_pose[:, 3:]``, which there holds rotation
-    *matrices* (B, 16, 3, 3), pulling 13 joint matrices towards zero (official-baselines.md §11, §15.7); the
+    *matrices* (B, 16, 3, 3), pulling 13 joint matrices towards zero (docs/official-baselines.md §11, §15.7); the
     intended axis-angle prior is implemented here.
     """
     shape = outputs["pred_mano_shape"]
@@ -120,7 +120,7 @@ def build_semi_hand_object_loss(cfg):
 # ----------------------------------------------------------------------------------------------------------------
 # MobRecon (``mobrecon``) and H2ONet (``h2onet``)
 # ----------------------------------------------------------------------------------------------------------------
-# Official terms and weights (official-baselines.md §11): L1 on meshes / joints / 2D joints, 0.1 x normal loss,
+# Official terms and weights (docs/official-baselines.md §11): L1 on meshes / joints / 2D joints, 0.1 x normal loss,
 # 1 x edge-length loss (both on the MANO faces), MSE on the global rotation matrix. A key of cfg.loss.weight that
 # names a term replaces its weight; any other key is an error.
 
@@ -128,7 +128,6 @@ MOBRECON_TERM_WEIGHTS = {"verts_loss": 1.0, "joint_img_loss": 1.0, "normal_loss"
 H2ONET_TERM_WEIGHTS = {"verts_wo_gr_loss": 1.0, "verts_w_gr_loss": 1.0, "joints_w_gr_loss": 1.0,
                        "glob_rot_loss": 1.0, "joints_wo_gr_loss": 1.0, "joint_img_loss": 1.0,
                        "normal_wo_gr_loss": 0.1, "edge_wo_gr_loss": 1.0}
-H2ONET_W_GR_TERMS = ("verts_w_gr_loss", "joints_w_gr_loss", "glob_rot_loss")
 __all__ += ["normal_vector_loss", "edge_length_loss", "MeshRegressionLoss", "mesh_term_weights"]
 
 

@@ -1,6 +1,6 @@
 """Grasp classifier (official ``GraspClassifier``, model name ``classifier``): does the hand hold an object?
 
-Spec: reference/official-model.md §2.1. The two-stream FPN of HFL-Net followed by a 2-way head on the object
+Spec: docs/official-model.md §2.1. The two-stream FPN of HFL-Net followed by a 2-way head on the object
 stream's P2 map. Only P2_o is computed (the hand-stream weights exist for checkpoint compatibility but do not
 influence the logits, so their forward is skipped).
 

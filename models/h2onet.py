@@ -2,7 +2,7 @@
 ``h2onet``, 128 px crops): MobRecon's backbone plus an orientation encoder, a SpiralConv mesh decoder that
 predicts the hand without its global rotation, and a global-rotation regressor.
 
-Spec: reference/official-baselines.md §2.3, §6, §7. Quirks kept for checkpoint compatibility (§15.4, §15.6):
+Spec: docs/official-baselines.md §2.3, §6, §7. Quirks kept for checkpoint compatibility (§15.4, §15.6):
 the 21-joint regressor is a trainable parameter ``mano_joint_reg`` (initialised with J21, first state_dict
 entry) and the 6D rotation is stacked as matrix ROWS (pytorch3d convention), unlike HFL's columns.
 
@@ -20,12 +20,12 @@ rotation zeroed) and ``joints_img``.
 import torch
 from torch import nn
 
+from models.blocks.gt_mesh import gt_pose_and_betas, mano_mesh_m
 from models.blocks.mobile import DenseStackBackbone
 from models.blocks.spiral import SpiralConv, SpiralMeshDecoder
-from models.mobrecon import (DECODER_CHANNELS, check_input_image, decoder_inputs_from_config, gt_pose_and_shape,
-                             load_backbone_weights, mano_gt_outputs)
+from models.mobrecon import (DECODER_CHANNELS, check_input_image, decoder_inputs_from_config, load_backbone_weights,
+                             mano_gt_outputs)
 from models.registry import register_model
-from utils.hand_conventions import MANO_LAYER_UNIT_SCALE
 from utils.rotations import axis_angle_to_matrix, rot6d_to_matrix
 
 __all__ = ["H2ONet", "GlobalRotationRegressor", "H2ONetDecoder", "rot6d_to_matrix_rows", "build_h2onet"]
@@ -124,12 +124,13 @@ class H2ONet(nn.Module):
         gt = mano_gt_outputs(self.mano_layer, batch)
         if not gt:
             return gt
-        pose, shape = gt_pose_and_shape(batch)
+        pose, shape = gt_pose_and_betas(batch, prefer_official_pair=True)
         gt.setdefault("gt_verts3d_w_gr", gt["gt_verts3d_cam"])
         gt.setdefault("gt_joints3d_w_gr", gt["gt_joints3d_cam"])
-        verts, joints = self.mano_layer(torch.cat([torch.zeros_like(pose[:, :3]), pose[:, 3:]], dim=1), shape)
+        verts, joints = mano_mesh_m(self.mano_layer, torch.cat([torch.zeros_like(pose[:, :3]), pose[:, 3:]], dim=1),
+                                    shape)
         gt.update(gt_glob_rot=pose[:, :3], gt_glob_rot_mat=axis_angle_to_matrix(pose[:, :3]),
-                  gt_verts3d_wo_gr=verts / MANO_LAYER_UNIT_SCALE, gt_joints3d_wo_gr=joints / MANO_LAYER_UNIT_SCALE)
+                  gt_verts3d_wo_gr=verts, gt_joints3d_wo_gr=joints)
         return gt
 
 

@@ -1,6 +1,6 @@
 """HandOccNet (CVPR'22) as used in the UniHOPE comparisons (official ``HandOccNet``, model name ``hand_occ_net``).
 
-Spec: reference/official-baselines.md §3. A single-trunk FPN whose P2 map is pooled to 32 x 32 and split by a
+Spec: docs/official-baselines.md §3. A single-trunk FPN whose P2 map is pooled to 32 x 32 and split by a
 spatial gate into a primary (hand) and a secondary (occluder) part; the Feature Injecting Transformer (FIT)
 injects the secondary features into the primary ones, the Self-Enhancing Transformer (SET) refines the
 result, and the regressor (hand joint head, hand encoder, MANO head of HFL-Net) predicts the MANO mesh.
@@ -8,7 +8,7 @@ result, and the regressor (hand joint head, hand encoder, MANO head of HFL-Net) 
 Input: ``img_1`` if present else ``img``, (B, 3, 256, 256) RGB in [0, 1]: the learned 32 x 32 embeddings fix
 the size. ``img_1`` is the loader's 256-px copy of the crop (``data.input_img_shape_1``): the DexYCB A+B
 configs crop at 128 px for the classifier and HFL-Net, and the official code fed those 128-px crops to
-HandOccNet, which crashes (official-baselines.md §10, §15.1); reading ``img_1`` gives the intended input.
+HandOccNet, which crashes (docs/official-baselines.md §10, §15.1); reading ``img_1`` gives the intended input.
 Optional GT: ``mano_param`` (B, 58) (else the official ``mano_pose`` (B, 48) + ``mano_shape`` (B, 10)).
 
 Outputs (train and eval mode alike), meshes in the MANO frame (no translation), metres:
@@ -29,21 +29,22 @@ import torch
 from torch import nn
 
 from models.blocks.fpn import configured_backbone
+from models.blocks.gt_mesh import gt_pose_and_betas
 from models.blocks.hand_encoder import HandEncoder
 from models.blocks.hand_head import HandRegHead
 from models.blocks.mano_head import ManoRegHead
 from models.blocks.occlusion_attention import FeatureInjectingTransformer, SpatialGate
 from models.blocks.single_fpn import ResNetFPN
 from models.blocks.transformer import CRTransformer
-from models.hflnet import MANO_PARAM_DIM, mano_layer_from_config
+from models.hflnet import mano_layer_from_config
 from models.registry import register_model
+from utils.hand_conventions import NUM_HAND_JOINTS
 
 __all__ = ["HandOccNet", "HandOccBackbone", "Regressor", "build_hand_occ_net", "check_input_shape",
            "gt_mano_params", "mano_outputs", "INPUT_SIZE"]
 
 INPUT_SIZE = 256
 FEATURE_RES = 32  # side of the pooled P2 map (INPUT_SIZE / 8) = side of the learned embeddings
-NUM_JOINTS = 21
 CHANNELS = 256
 TRANSFORMER_DEPTH = 2
 TRANSFORMER_HEADS = 4
@@ -55,15 +56,8 @@ def gt_mano_params(batch):
 
     From ``mano_param`` if present, else from the official pair ``mano_pose`` (B, 48) + ``mano_shape`` (B, 10).
     """
-    if "mano_param" in batch:
-        params = batch["mano_param"]
-        if params.shape[1] != MANO_PARAM_DIM:
-            raise ValueError(f"batch['mano_param'] must be (B, {MANO_PARAM_DIM}) (one image per sample), "
-                             f"got {tuple(params.shape)}")
-        return params
-    if "mano_pose" in batch and "mano_shape" in batch:
-        return torch.cat((batch["mano_pose"], batch["mano_shape"]), dim=1)
-    return None
+    gt = gt_pose_and_betas(batch)
+    return None if gt is None else torch.cat(gt, dim=1)
 
 
 def mano_outputs(pred, gt, joints_uv, batch):
@@ -108,7 +102,7 @@ class Regressor(nn.Module):
     and the soft-argmax joints (B, 21, 2) normalised to the map, i.e. to the whole input crop.
     """
 
-    def __init__(self, mano_layer, roi_res=FEATURE_RES, joint_nb=NUM_JOINTS, channels=CHANNELS):
+    def __init__(self, mano_layer, roi_res=FEATURE_RES, joint_nb=NUM_HAND_JOINTS, channels=CHANNELS):
         super().__init__()
         self.hand_regHead = HandRegHead(roi_res=roi_res, joint_nb=joint_nb, channels=channels)
         self.hand_Encoder = HandEncoder(num_heatmap_chan=joint_nb, num_feat_chan=channels,

@@ -1,6 +1,6 @@
 """HFL-Net (CVPR'23 harmonious feature learning) - the hand-object network UniHOPE builds on.
 
-Spec: reference/official-model.md §1.2-§1.9, §1.13-§1.14 and §2.4 (``HFLNet``, model name ``hflnet``).
+Spec: docs/official-model.md §1.2-§1.9, §1.13-§1.14 and §2.4 (``HFLNet``, model name ``hflnet``).
 :class:`HFLNet` holds the shared architecture; :class:`models.unihope.UniHOPENet` subclasses it and only
 replaces the object-feature fusion rule (grasp switch) and adds the distillation feature mappers.
 
@@ -19,18 +19,16 @@ from models.blocks.hand_encoder import HandEncoder
 from models.blocks.hand_head import HandRegHead
 from models.blocks.init import init_head_weights
 from models.blocks.mano_head import ManoRegHead, right_hand_mano_layer
-from models.blocks.object_head import ObjRegHead, Pose2DLayer
+from models.blocks.object_head import NUM_OBJECT_KEYPOINTS, ObjRegHead, Pose2DLayer
 from models.blocks.roi import box_intersection, pool_box
 from models.blocks.transformer import CRTransformer
 from models.registry import register_model
+from utils.hand_conventions import MANO_PARAM_DIM, NUM_HAND_JOINTS
 from utils.mano_io import resolve_mano_root
 
 __all__ = ["HFLNet", "build_hflnet", "split_pair_inputs", "concat_parts"]
 
 ROI_RES = 32
-NUM_JOINTS = 21
-NUM_OBJECT_KEYPOINTS = 21
-MANO_PARAM_DIM = 58  # 48 axis-angle pose (flat-hand-mean convention) + 10 shape
 IMAGE_CHANNELS = 3
 
 
@@ -41,7 +39,7 @@ def split_pair_inputs(batch, part):
     mano_param (B, 116), joints_img (B, 42, 2). Returns a dict with the per-part slices of those present.
     """
     widths = {"img": IMAGE_CHANNELS, "bbox_hand": 4, "bbox_obj": 4, "mano_param": MANO_PARAM_DIM,
-              "joints_img": NUM_JOINTS}
+              "joints_img": NUM_HAND_JOINTS}
     return {key: batch[key][:, part * width:(part + 1) * width] for key, width in widths.items() if key in batch}
 
 
@@ -75,7 +73,7 @@ class HFLNet(nn.Module):
     switch_output_keys = ()  # outputs of fuse_object_features exported at test and train time
 
     def __init__(self, mano_layer, backbone_weights=None, train_parts=(0, 1), roi_res=ROI_RES,
-                 joint_nb=NUM_JOINTS, channels=256, transformer_depth=1, transformer_heads=8,
+                 joint_nb=NUM_HAND_JOINTS, channels=256, transformer_depth=1, transformer_heads=8,
                  mano_neurons=(1024, 512), backbone="resnet50"):
         super().__init__()
         self.roi_res = roi_res

@@ -1,6 +1,6 @@
 """Training losses: UniHOPE (``hflnet_grasping_objconf``), HFL-Net (``hflnet``), grasp classifier.
 
-Reference: official-model.md §4. Each loss returns a dict of named scalar terms (float tensors) plus
+Reference: docs/official-model.md §4. Each loss returns a dict of named scalar terms (float tensors) plus
 ``total`` = their sum. Paired (contrastive) batches stack sub-sample ``i`` ("part", 0 = original image,
 1 = de-occluded partner or duplicate) along dim 1: e.g. ``pred verts (B, 778*P, 3)``, ``gt_grasping (B, P)``.
 
@@ -16,16 +16,16 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-LOSSES: dict = {}
+from models.blocks.object_head import NUM_OBJECT_KEYPOINTS
+from utils.hand_conventions import NUM_BETAS, NUM_HAND_JOINTS, NUM_MANO_JOINTS, NUM_MANO_VERTS
+from utils.registry import registering
 
-N_VERTS, N_JOINTS, N_MANO_ROTS, N_BETAS, N_OBJ_KPTS = 778, 21, 16, 10, 21
+LOSSES: dict = {}
 
 
 def register_loss(name: str):
-    def wrap(builder):
-        LOSSES[name] = builder
-        return builder
-    return wrap
+    """Decorator registering ``builder(cfg) -> loss module`` under ``name``; a duplicate name is an error."""
+    return registering(LOSSES, "loss", name)
 
 
 @dataclass(frozen=True)
@@ -64,19 +64,20 @@ def mano_loss(pred: dict, gt: dict, parts: list[int], w: LossWeights) -> torch.T
     total = 0.0
     for i in parts:
         total = total + (
-            w.mano_lambda_verts3d * F.mse_loss(part(pred["verts3d"], i, N_VERTS), part(gt["verts3d"], i, N_VERTS))
-            + w.mano_lambda_joints3d * F.mse_loss(part(pred["joints3d"], i, N_JOINTS),
-                                                  part(gt["joints3d"], i, N_JOINTS))
-            + w.mano_lambda_manopose * F.mse_loss(part(pred["mano_pose"], i, N_MANO_ROTS),
-                                                  part(gt["mano_pose"], i, N_MANO_ROTS))
-            + w.mano_lambda_manoshape * F.mse_loss(part(pred["mano_shape"], i, N_BETAS),
-                                                   part(gt["mano_shape"], i, N_BETAS)))
+            w.mano_lambda_verts3d * F.mse_loss(part(pred["verts3d"], i, NUM_MANO_VERTS),
+                                               part(gt["verts3d"], i, NUM_MANO_VERTS))
+            + w.mano_lambda_joints3d * F.mse_loss(part(pred["joints3d"], i, NUM_HAND_JOINTS),
+                                                  part(gt["joints3d"], i, NUM_HAND_JOINTS))
+            + w.mano_lambda_manopose * F.mse_loss(part(pred["mano_pose"], i, NUM_MANO_JOINTS),
+                                                  part(gt["mano_pose"], i, NUM_MANO_JOINTS))
+            + w.mano_lambda_manoshape * F.mse_loss(part(pred["mano_shape"], i, NUM_BETAS),
+                                                   part(gt["mano_shape"], i, NUM_BETAS)))
     return total / len(parts)
 
 
 def joint2d_loss(pred_uv: torch.Tensor, gt_uv: torch.Tensor, parts: list[int], w: LossWeights) -> torch.Tensor:
     """MSE of hand-box-normalised 2D joints ``(B, 21P, 2)``, averaged over the training parts."""
-    total = sum(F.mse_loss(part(pred_uv, i, N_JOINTS), part(gt_uv, i, N_JOINTS)) for i in parts)
+    total = sum(F.mse_loss(part(pred_uv, i, NUM_HAND_JOINTS), part(gt_uv, i, NUM_HAND_JOINTS)) for i in parts)
     return w.lambda_joints2d * total / len(parts)
 
 
@@ -101,7 +102,7 @@ def object_voting_loss(preds_obj: list, obj_p2d: torch.Tensor, obj_mask: torch.T
     if mask.shape[-1] != grid:  # dataset masks are 32 x 32; a smaller ROI (model.roi_res) votes on a coarser grid
         mask = F.interpolate(mask[:, None], size=(grid, grid), mode="nearest")[:, 0]
     mask = mask[..., None]                                                      # (N, R, R, 1)
-    label = part(obj_p2d, 0, N_OBJ_KPTS)[sample_mask].to(px.dtype)              # (N, 21, 2)
+    label = part(obj_p2d, 0, NUM_OBJECT_KEYPOINTS)[sample_mask].to(px.dtype)              # (N, 21, 2)
     lx, ly = label[:, None, None, :, 0] * mask, label[:, None, None, :, 1] * mask  # (N, 32, 32, 21)
     px, py = px * mask, py * mask
     reg = (px - lx).abs().mean() + (py - ly).abs().mean()
@@ -137,7 +138,7 @@ def _parts(cfg_train_part, paired: bool) -> list[int]:
 
 
 def _is_paired(outputs: dict) -> bool:
-    return outputs["pred_mano_results"]["verts3d"].shape[1] == 2 * N_VERTS
+    return outputs["pred_mano_results"]["verts3d"].shape[1] == 2 * NUM_MANO_VERTS
 
 
 class HandObjectLoss:

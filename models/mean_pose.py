@@ -10,11 +10,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.blocks.gt_mesh import mano_mesh_m, split_mano_param
 from models.blocks.mano_head import right_hand_mano_layer
 from models.registry import register_model
+from utils.hand_conventions import MANO_PARAM_DIM, NUM_HAND_JOINTS, NUM_MANO_VERTS
 from utils.mano_io import resolve_mano_root
 
-NUM_VERTS, NUM_JOINTS, WRIST = 778, 21, 0
+WRIST = 0
 
 
 class MeanPose(nn.Module):
@@ -27,20 +29,19 @@ class MeanPose(nn.Module):
     def __init__(self, mano_layer):
         super().__init__()
         self.mano_layer = mano_layer
-        self.register_buffer("mean_verts", torch.zeros(NUM_VERTS, 3))
-        self.register_buffer("mean_joints", torch.zeros(NUM_JOINTS, 3))
+        self.register_buffer("mean_verts", torch.zeros(NUM_MANO_VERTS, 3))
+        self.register_buffer("mean_joints", torch.zeros(NUM_HAND_JOINTS, 3))
 
     def gt_meshes(self, mano_param: torch.Tensor):
         """GT (verts (B, 778, 3), joints (B, 21, 3)) in metres from ``mano_param`` (B, 58): pose 48, betas 10."""
-        verts, joints = self.mano_layer(mano_param[:, :48], mano_param[:, 48:58])
-        return verts / 1000.0, joints / 1000.0
+        return mano_mesh_m(self.mano_layer, *split_mano_param(mano_param))
 
     def forward(self, batch: dict) -> dict:
         size = batch["img"].shape[0]
         out = {"pred_verts3d_cam": self.mean_verts.expand(size, -1, -1),
                "pred_joints3d_cam": self.mean_joints.expand(size, -1, -1)}
         if "mano_param" in batch:
-            out["gt_verts3d_cam"], out["gt_joints3d_cam"] = self.gt_meshes(batch["mano_param"][:, :58])
+            out["gt_verts3d_cam"], out["gt_joints3d_cam"] = self.gt_meshes(batch["mano_param"][:, :MANO_PARAM_DIM])
         return out
 
     @torch.no_grad()

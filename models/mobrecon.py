@@ -1,7 +1,7 @@
 """MobRecon (CVPR'22) as in UniHOPE's comparison: DenseStack backbone + DSConv spiral mesh decoder
 (official ``MobRecon_DS``, model name ``mobrecon``, 128 px crops).
 
-Spec: reference/official-baselines.md §2.3-§2.4, §5, §7. The mesh decoder's assets (spirals, up-sampling
+Spec: docs/official-baselines.md §2.3-§2.4, §5, §7. The mesh decoder's assets (spirals, up-sampling
 matrices) are derived from the MANO template by :mod:`models.mesh_assets` in the builder and passed in; the
 model reads no file. Predictions are a mesh regressed directly in the MANO frame (metres); 21 joints =
 J21 @ vertices with the official fixed regressor (not in the state_dict).
@@ -21,16 +21,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.blocks.gt_mesh import gt_mesh_outputs, gt_pose_and_betas, mano_mesh_m
 from models.blocks.mano_head import right_hand_mano_layer
 from models.blocks.mobile import DenseStackBackbone
 from models.blocks.spiral import DSConv, SpiralMeshDecoder
 from models.mesh_assets import load_or_build_mesh_hierarchy
 from models.registry import register_model
-from utils.hand_conventions import MANO_LAYER_UNIT_SCALE, OFFICIAL_J21_TIP_VERTS, j21_regressor
+from utils.hand_conventions import OFFICIAL_J21_TIP_VERTS, j21_regressor
 from utils.mano_io import load_mano_assets, resolve_mano_root
 
 __all__ = ["MobRecon", "build_mobrecon", "j21_regressor", "MeshDecoderAssets", "mesh_decoder_assets",
-           "mano_gt_outputs", "gt_pose_and_shape", "load_backbone_weights", "check_input_image", "decoder_inputs_from_config",
+           "mano_gt_outputs", "load_backbone_weights", "check_input_image", "decoder_inputs_from_config",
            "J21_TIP_VERTS"]
 
 J21_TIP_VERTS = OFFICIAL_J21_TIP_VERTS
@@ -58,29 +59,15 @@ def mesh_decoder_assets(mano_root, cache_dir=None):
         joint_regressor=torch.from_numpy(j21_regressor(mano.J_regressor)))
 
 
-def gt_pose_and_shape(batch):
-    """GT MANO (pose (B, 48) axis-angle, betas (B, 10)) from the official ``mano_pose`` + ``mano_shape``, else
-    from ``mano_param`` (B, 58); None when the batch has neither."""
-    if "mano_pose" in batch:
-        return batch["mano_pose"], batch["mano_shape"]
-    if "mano_param" in batch:
-        return batch["mano_param"][:, :48], batch["mano_param"][:, 48:58]
-    return None
-
-
 def mano_gt_outputs(mano_layer, batch):
     """GT meshes from the batch's MANO parameters (metres, MANO frame): ``gt_verts3d_cam`` (B, 778, 3),
-    ``gt_joints3d_cam`` (B, 21, 3) (see :func:`gt_pose_and_shape`), and ``gt_verts3d_w_gr`` /
-    ``gt_joints3d_w_gr`` from ``val_mano_pose`` when present. Empty without GT parameters."""
-    gt = gt_pose_and_shape(batch)
-    if gt is None:
-        return {}
-    pose, shape = gt
-    verts, joints = mano_layer(pose, shape)
-    out = {"gt_verts3d_cam": verts / MANO_LAYER_UNIT_SCALE, "gt_joints3d_cam": joints / MANO_LAYER_UNIT_SCALE}
-    if "val_mano_pose" in batch:
-        verts, joints = mano_layer(batch["val_mano_pose"], shape)
-        out.update(gt_verts3d_w_gr=verts / MANO_LAYER_UNIT_SCALE, gt_joints3d_w_gr=joints / MANO_LAYER_UNIT_SCALE)
+    ``gt_joints3d_cam`` (B, 21, 3) (the official ``mano_pose`` + ``mano_shape`` first, else ``mano_param``), and
+    ``gt_verts3d_w_gr`` / ``gt_joints3d_w_gr`` from ``val_mano_pose`` when present. Empty without GT parameters."""
+    out = gt_mesh_outputs(mano_layer, batch, prefer_official_pair=True)
+    if out and "val_mano_pose" in batch:
+        shape = gt_pose_and_betas(batch, prefer_official_pair=True)[1]
+        verts, joints = mano_mesh_m(mano_layer, batch["val_mano_pose"], shape)
+        out.update(gt_verts3d_w_gr=verts, gt_joints3d_w_gr=joints)
     return out
 
 

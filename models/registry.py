@@ -3,6 +3,8 @@
 Builders register themselves with ``@register_model(name)`` in their model module; ``models/__init__.py``
 imports those modules explicitly so the registry is complete once ``models`` is imported.
 """
+from utils.registry import registering
+
 __all__ = ["MODELS", "register_model", "get_model_builder"]
 
 MODELS = {}
@@ -10,12 +12,7 @@ MODELS = {}
 
 def register_model(name):
     """Decorator registering ``builder(cfg) -> nn.Module`` under ``name``; a duplicate name is an error."""
-    def decorator(builder):
-        if name in MODELS:
-            raise KeyError(f"model '{name}' is already registered (by {MODELS[name].__module__})")
-        MODELS[name] = builder
-        return builder
-    return decorator
+    return registering(MODELS, "model", name)
 
 
 def get_model_builder(name):

@@ -1,7 +1,7 @@
 """Semi-Hand(-Object) (CVPR'21) as rebuilt from HFL-Net's components in the UniHOPE code: model names
 ``semi_hand`` (hand only) and ``semi_hand_object`` (hand + object keypoint voting).
 
-Spec: reference/official-baselines.md §4. A single-trunk FPN; the hand ROI of its P2 map (stride 4) goes
+Spec: docs/official-baselines.md §4. A single-trunk FPN; the hand ROI of its P2 map (stride 4) goes
 through the hand joint head, the hand encoder and the MANO head of HFL-Net (no hand-object fusion). With the
 object branch, the object ROI attends (CR transformer, 1 head) to the ROI of the hand-object box intersection
 and the voting head predicts the 21 object keypoints per grid cell.
@@ -28,19 +28,18 @@ from models.blocks.hand_encoder import HandEncoder
 from models.blocks.hand_head import HandRegHead
 from models.blocks.init import init_head_weights
 from models.blocks.mano_head import ManoRegHead
-from models.blocks.object_head import ObjRegHead, Pose2DLayer
+from models.blocks.object_head import NUM_OBJECT_KEYPOINTS, ObjRegHead, Pose2DLayer
 from models.blocks.roi import box_intersection, pool_box
 from models.blocks.single_fpn import ResNetFPN
 from models.blocks.transformer import CRTransformer
 from models.handoccnet import gt_mano_params, mano_outputs
 from models.hflnet import mano_layer_from_config
 from models.registry import register_model
+from utils.hand_conventions import NUM_HAND_JOINTS
 
 __all__ = ["SemiHand", "build_semi_hand", "build_semi_hand_object"]
 
 ROI_RES = 32
-NUM_JOINTS = 21
-NUM_OBJECT_KEYPOINTS = 21
 CHANNELS = 256
 TRANSFORMER_DEPTH = 1
 TRANSFORMER_HEADS = 1
@@ -63,8 +62,8 @@ class SemiHand(nn.Module):
         self.with_object = with_object
         self.mano_layer = mano_layer
         self.base_net = ResNetFPN(smooth_levels=(1, 2, 3), weights_path=backbone_weights, backbone=backbone)
-        self.hand_head = HandRegHead(roi_res=ROI_RES, joint_nb=NUM_JOINTS, channels=CHANNELS)
-        self.hand_encoder = HandEncoder(num_heatmap_chan=NUM_JOINTS, num_feat_chan=CHANNELS,
+        self.hand_head = HandRegHead(roi_res=ROI_RES, joint_nb=NUM_HAND_JOINTS, channels=CHANNELS)
+        self.hand_encoder = HandEncoder(num_heatmap_chan=NUM_HAND_JOINTS, num_feat_chan=CHANNELS,
                                         size_input_feature=(ROI_RES, ROI_RES))
         self.mano_branch = ManoRegHead(mano_layer, feature_size=self.hand_encoder.num_feat_out)
         heads = [self.hand_head, self.hand_encoder, self.mano_branch]

@@ -1,6 +1,6 @@
 """SimpleHand ("A Simple Baseline for Efficient Hand Mesh Reconstruction", CVPR'24) as in UniHOPE's baselines.
 
-Spec: reference/official-baselines.md §8 (model ``simple_hand``), §2.2-§2.3 (MANO layer, J21 regressor), §15.
+Spec: docs/official-baselines.md §8 (model ``simple_hand``), §2.2-§2.3 (MANO layer, J21 regressor), §15.
 Image (B, 3, 224, 224) RGB in [0, 1] -> ``img - 0.5`` -> timm FastViT-MA36 features (B, 1216, 7, 7) ->
 (a) global average -> 21 2D joints ``uv`` normalised to the crop; (b) :class:`MeshHead`: deconvolved features
 sampled at those joints -> 21 tokens -> three attention stages upsampling the tokens 21 -> 84 -> 336 -> 778
@@ -11,13 +11,13 @@ Batch keys read: ``img``; optional ``mano_param`` (B, 58) = [48 axis-angle pose 
     ``uv`` (B, 42)                 2D joints (u0, v0, u1, ...) in [0, 1] of the crop, manopth order;
     ``pred_verts3d_cam`` (B, 778, 3), ``pred_joints3d_cam`` (B, 21, 3)  camera-aligned axes, translation-free:
         the network is trained to put the mesh relative to a root (models/simplehand_loss.py), and the
-        evaluation root-aligns predictions (official-data-eval.md §4.1), so only the relative shape counts;
+        evaluation root-aligns predictions (docs/official-data.md §4.1), so only the relative shape counts;
     ``gt_verts3d_cam`` / ``gt_joints3d_cam`` with ``mano_param``: the MANO layer's mesh (MANO frame, no
         translation), as every model of the project reports it.
 The output key ``uv`` is the official name; it shadows the batch's GT ``uv`` (B, 21, 2) when the two dicts are
 merged for metrics (no metric reads it).
 
-Parameter names and the state_dict order follow reference/keys_simplehand.txt (1,334 entries): timm's
+Parameter names and the state_dict order follow tests/official_keys/keys_simplehand.txt (1,334 entries): timm's
 un-reparameterised ``fastvit_ma36`` under ``backbone.*`` (with its unused ImageNet ``head.fc``), ``avg_pool``,
 ``keypoints_2d_head``, ``mesh_head.*`` and the 9 MANO buffers ``mano_layer.*``. The J21 regressor
 ``mano_joint_reg`` is a non-persistent buffer (a plain tensor, not in checkpoints, as official).
@@ -36,10 +36,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.blocks.gt_mesh import gt_mesh_outputs
 from models.blocks.mano_head import right_hand_mano_layer
 from models.registry import register_model
-from utils.hand_conventions import (MANO_LAYER_UNIT_SCALE, NUM_HAND_JOINTS, NUM_MANO_VERTS, OFFICIAL_J21_TIP_VERTS,
-                                    j21_regressor)
+from utils.checkpoint import load_checkpoint, load_weights
+from utils.hand_conventions import NUM_HAND_JOINTS, NUM_MANO_VERTS, OFFICIAL_J21_TIP_VERTS, j21_regressor
 from utils.mano_io import resolve_mano_root
 
 __all__ = ["SimpleHand", "MeshHead", "AttentionBlock", "mesh_joint_regressor", "sine_position_map",
@@ -48,8 +49,6 @@ __all__ = ["SimpleHand", "MeshHead", "AttentionBlock", "mesh_joint_regressor", "
 INPUT_SIZE = 224           # the 7x7 average pool after the stride-32 backbone fixes the input size
 IMAGE_OFFSET = 0.5         # the network sees img - 0.5
 POOL_SIZE = INPUT_SIZE // 32
-MANO_PARAM_DIM = 58        # 48 axis-angle pose + 10 betas
-NUM_POSE_PARAMS = 48
 
 ATTENTION_HEADS = 4
 MLP_RATIO = 4
@@ -96,7 +95,7 @@ class AttentionBlock(nn.Module):
 
     def __init__(self, dim: int, dropout: float = 0.1, drop_path: float = 0.1):
         super().__init__()
-        from timm.layers import DropPath, Mlp
+        from timm.layers import DropPath, Mlp  # optional package, needed by SimpleHand only
 
         self.norm1 = nn.LayerNorm(dim)
         self.token_mixer = nn.MultiheadAttention(dim, ATTENTION_HEADS, dropout=dropout, batch_first=True)
@@ -217,17 +216,8 @@ class SimpleHand(nn.Module):
         joints = torch.einsum("jv,bvc->bjc", self.mano_joint_reg.to(verts.dtype), verts)  # (B, 21, 3) m
         output = {"uv": uv, "pred_joints3d_cam": joints, "pred_verts3d_cam": verts}
         if "mano_param" in batch:
-            output.update(self.gt_mesh(batch["mano_param"]))
+            output.update(gt_mesh_outputs(self.mano_layer, batch))
         return output
-
-    def gt_mesh(self, mano_param: torch.Tensor) -> dict:
-        """``mano_param`` (B, 58) -> ``gt_verts3d_cam`` (B, 778, 3), ``gt_joints3d_cam`` (B, 21, 3), metres."""
-        if mano_param.dim() != 2 or mano_param.shape[1] != MANO_PARAM_DIM:
-            raise ValueError(f"batch['mano_param'] must be (B, {MANO_PARAM_DIM}) = 48 pose + 10 betas "
-                             f"(SimpleHand takes one image per sample), got {tuple(mano_param.shape)}")
-        mano_param = mano_param.float()
-        verts, joints = self.mano_layer(mano_param[:, :NUM_POSE_PARAMS], mano_param[:, NUM_POSE_PARAMS:])
-        return {"gt_verts3d_cam": verts / MANO_LAYER_UNIT_SCALE, "gt_joints3d_cam": joints / MANO_LAYER_UNIT_SCALE}
 
 
 def build_backbone(model_name: str, drop_path_rate: float) -> nn.Module:
@@ -235,20 +225,18 @@ def build_backbone(model_name: str, drop_path_rate: float) -> nn.Module:
     if "hiera" in model_name:
         raise ValueError(f"model.BACKBONE.model_name {model_name!r}: hiera backbones (official, unused by the "
                          "released configs) are not supported; use a timm model such as 'fastvit_ma36'")
-    import timm
+    import timm  # optional package, needed by SimpleHand only
 
     return timm.create_model(model_name, pretrained=False, drop_path_rate=drop_path_rate)
 
 
 def load_backbone_weights(backbone: nn.Module, path) -> None:
     """Strictly load a local timm state dict (``.pth`` / ``.bin`` / ``.safetensors``) into ``backbone``."""
-    from utils.checkpoint import load_checkpoint, load_weights
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"backbone weights file {path} does not exist (model.backbone_weights)")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file  # only for .safetensors weight files
 
         state_dict = load_file(str(path))
     else:

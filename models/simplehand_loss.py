@@ -1,4 +1,4 @@
-"""SimpleHand training loss (``loss.name = "simple_hand"``). Spec: reference/official-baselines.md §11, §8.2.
+"""SimpleHand training loss (``loss.name = "simple_hand"``). Spec: docs/official-baselines.md §11, §8.2.
 
 Three L1 terms, each "per point: sum over coordinates of |difference|", weighted, averaged over points and batch:
     uv_loss       = w_uv       * mean_{b,j} uv_valid[b, j] * sum_c |uv_pred - uv|          (crop-normalised 2D)

@@ -1,6 +1,6 @@
 """A+B baseline (official ``TwoInOneBaselineClassifier``, model name ``twoinone_baseline_classifier``).
 
-Spec: reference/official-model.md §2.3 and official-baselines.md §10. A grasp classifier routes each sample
+Spec: docs/official-model.md §2.3 and docs/official-baselines.md §10. A grasp classifier routes each sample
 either to a hand-only model (``h_model``, on ``img_h`` if present else ``img``) or to a hand-object model
 (``ho_model``, on ``img_ho`` if present else ``img``); results are merged back in input order.
 

@@ -1,7 +1,7 @@
 """UniHOPE (CVPR 2025): HFL-Net with a grasp-aware switch on the hand-object feature fusion, plus feature
 mappers for self-distillation against a de-occluded partner image.
 
-Spec: reference/official-model.md §1 (model name ``unihope_net``). On top of :class:`models.hflnet.HFLNet`:
+Spec: docs/official-model.md §1 (model name ``unihope_net``). On top of :class:`models.hflnet.HFLNet`:
 ``obj_conf_layer`` (grasp classifier on P2_o; legacy two-Linear layout for the DexYCB checkpoints),
 ``occ_cls_layer`` (hand-occlusion classifier on P2_h), and the mappers ``fpn_feature_mapper``,
 ``hand_feature_mapper``, ``mano_feature_mapper``.

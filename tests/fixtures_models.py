@@ -1,8 +1,8 @@
 """Helpers and fixtures for the model tests: configs mirroring the official ones, batches, the official key list.
 
-The key list (tests/official_keys/unihope_state_dict_keys.txt, a copy of reference/official_model_state_dict_keys.txt)
+The key list (tests/official_keys/unihope_state_dict_keys.txt, the official state-dict keys with their shapes)
 describes DexYCB UniHOPE (128 px, legacy grasp head); the other variants are derived from it by the rules of
-reference/official-model.md §1.2, §2.1 and §2.4.
+docs/official-model.md §1.2, §2.1 and §2.4.
 """
 from pathlib import Path
 

@@ -2,7 +2,7 @@
 
 The file has the official sections ``base, data, model, loss, metric, train, test, summary, optimizer,
 scheduler``. Every official ``cfg.json`` loads unchanged. Defaults are the official code defaults
-(reference: official-data-eval.md §7) and live only here. An unknown key is an error naming the file, the
+(reference: docs/official-data.md §7) and live only here. An unknown key is an error naming the file, the
 section and the key, with the nearest known key suggested. Free-form sub-dictionaries (``loss.weight``,
 ``model.cls_model`` / ``h_model`` / ``ho_model``, the SimpleHand ``BACKBONE`` / ``*_HEAD`` blocks) are kept as
 plain dicts.
@@ -33,6 +33,8 @@ import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Optional
+
+from utils.atomic import atomic_write_json, atomic_write_text
 
 
 class ConfigError(ValueError):
@@ -302,15 +304,11 @@ def load_config(path: str | Path, overrides: Iterable[str] = (), model_dir: str 
 
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the resolved configuration as JSON (atomically) beside the outputs of a run."""
-    from utils.atomic import atomic_write_json
-
     atomic_write_json(path, cfg.to_dict())
 
 
 def write_experiment(folder: str | Path, raw: dict) -> Path:
     """Create ``folder`` with ``raw`` (a plain config dict) as its ``cfg.json`` (atomically); returns the folder."""
-    from utils.atomic import atomic_write_text
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "cfg.json", json.dumps(raw, indent=2) + "\n")

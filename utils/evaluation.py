@@ -1,7 +1,7 @@
 """Evaluation accumulators (hand, object pose) and the sample groupings of the official eval scripts.
 
 ``HandEvaluator.add`` takes one batch of predictions and GT (metres, camera frame, manopth joint order),
-root-aligns copies of them to the GT root (official-data-eval.md §4.1; the caller's arrays are never
+root-aligns copies of them to the GT root (docs/official-data.md §4.1; the caller's arrays are never
 modified), and keeps per-sample results only: the mean error per sample and, per joint / vertex, the index
 of the first PCK threshold it passes (uint8), plus the vertex F-scores. That is enough to report exact
 means, PCK curves, AUCs and F-scores for *any subset* of the samples (the groups below) without keeping
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from utils.hand_conventions import MM_PER_M
 from utils.metrics.arrays import to_numpy
 from utils.metrics.fscore import F_SCORE_THRESHOLDS_M, f_scores
 from utils.metrics.hand import point_errors, procrustes_align, root_align
@@ -115,7 +116,7 @@ class HandEvaluator:
     @property
     def joint_errors_mm(self):
         """(N,) per-sample root-aligned mean joint error (J-PE), mm."""
-        return self._all()["xyz_mean"] * 1000.0
+        return self._all()["xyz_mean"] * MM_PER_M
 
     @property
     def occlusion_ratios(self):
@@ -139,7 +140,7 @@ class HandEvaluator:
         select = _selection(indices)
         num = len(data["grasp"][select])
         scores = {"num_samples": int(num)}
-        scores.update({_MEAN_KEY[f]: _mean(data[f"{f}_mean"][select]) * 1000.0 for f in FAMILIES})
+        scores.update({_MEAN_KEY[f]: _mean(data[f"{f}_mean"][select]) * MM_PER_M for f in FAMILIES})
         grid_curves = {f: pck_from_bins(data[f"{f}_bins"][select], len(_GRID)) for f in FAMILIES}
         pck = {f: curve[np.searchsorted(_GRID, PCK_THRESHOLDS_M)] for f, curve in grid_curves.items()}
         for f in FAMILIES:
@@ -148,7 +149,7 @@ class HandEvaluator:
             curve_20_50 = grid_curves[f][np.searchsorted(_GRID, PCK_20_50_THRESHOLDS_M)]
             scores[f"auc20_50_{FAMILY_SUFFIX[f]}"] = auc(curve_20_50, PCK_20_50_THRESHOLDS_M) * 100.0
         for column, threshold in enumerate(self.f_thresholds_m):
-            name = f"f{threshold * 1000:g}"
+            name = f"f{threshold * MM_PER_M:g}"
             scores[name] = _mean(data["f"][select][:, column]) * 100.0
             scores[f"{name}_aligned"] = _mean(data["f_al"][select][:, column]) * 100.0
         return HandReport(scores=scores, pck=pck)

@@ -1,6 +1,6 @@
 """Named hand-model conventions: joint orders, fingertip vertices, frames and units.
 
-Hand codebases disagree on joint order and on which vertex is a fingertip (reference: ecosystem.md B.2,
+Hand codebases disagree on joint order and on which vertex is a fingertip (reference: docs/libraries.md B.2,
 B.3, D.2). Every such number lives here, once, so datasets (which must not import ``models``), the MANO
 layer and the metrics share them.
 
@@ -13,7 +13,8 @@ Joint orders (21 joints):
 
 Frames: HO3D annotations are in an OpenGL camera frame (y up, z towards the viewer); DexYCB and the
 project use OpenCV (y down, z forwards). ``OPENGL_TO_OPENCV`` converts points either way (``p @ M.T``).
-Units: the MANO files are in metres; manopth's layer returns millimetres (``MANO_LAYER_UNIT_SCALE``).
+Units: the MANO files are in metres; manopth's layer returns millimetres and
+results are reported in millimetres (``MM_PER_M``).
 """
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ NUM_MANO_VERTS = 778
 NUM_MANO_FACES = 1538
 NUM_BETAS = 10
 NUM_POSE_PARAMS = 48  # 3 global axis-angle + 15 finger joints x 3
+MANO_PARAM_DIM = NUM_POSE_PARAMS + NUM_BETAS  # a batch's packed ``mano_param``: pose then betas
 
-# Joint 0 is the root; kinematic parents of the 16 MANO joints (ecosystem.md B.1, kintree_table row 0).
+# Joint 0 is the root; kinematic parents of the 16 MANO joints (docs/libraries.md B.1, kintree_table row 0).
 MANO_PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
 
 MANO_JOINT_NAMES = (
@@ -49,7 +51,7 @@ HAND_JOINT_NAMES = (  # manopth / DexYCB order
 
 HO3D_JOINT_NAMES = MANO_JOINT_NAMES + ("thumb4", "index4", "middle4", "ring4", "little4")
 
-# Fingertip vertex ids, ordered thumb, index, middle, ring, little (ecosystem.md B.3).
+# Fingertip vertex ids, ordered thumb, index, middle, ring, little (docs/libraries.md B.3).
 FINGERTIP_VERTS_MANOPTH_RIGHT = (745, 317, 444, 556, 673)  # manopth right hand, DexYCB GT
 FINGERTIP_VERTS_MANOPTH_LEFT = (745, 317, 445, 556, 673)  # manopth left hand
 FINGERTIP_VERTS_HO3D = (744, 333, 444, 555, 672)  # HO3D / FreiHAND GT
@@ -64,11 +66,8 @@ HO3D_TO_MANOPTH_ORDER = MANO_TO_MANOPTH_ORDER
 # manopth order -> HO3D order (``ho3d = manopth[MANOPTH_TO_HO3D_ORDER]``).
 MANOPTH_TO_HO3D_ORDER = (0, 5, 6, 7, 9, 10, 11, 17, 18, 19, 13, 14, 15, 1, 2, 3, 4, 8, 12, 16, 20)
 
-# manopth's kinematic levels (joints at depth 1, 2, 3 of the tree) and the order its transforms come out.
-MANOPTH_LEVELS = ((1, 4, 7, 10, 13), (2, 5, 8, 11, 14), (3, 6, 9, 12, 15))
-
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0])  # its own inverse
-MANO_LAYER_UNIT_SCALE = 1000.0  # manopth layer output: millimetres per metre
+MM_PER_M = 1000.0  # millimetres per metre: manopth's layer output and every reported error are in mm
 
 MANO_SIDES = ("right", "left")
 MANO_FILE_NAMES = {"right": "MANO_RIGHT.pkl", "left": "MANO_LEFT.pkl"}
@@ -97,7 +96,7 @@ def fingertip_verts(side: str) -> tuple[int, ...]:
 # Fingertip vertices (thumb, index, middle, ring, little) of the official 21-joint regressor ``MANO.joint_regressor``
 # used by the mesh-regressing baselines (MobRecon, H2ONet, SimpleHand). The middle tip is 445 although the MANO
 # layer that makes the GT joints uses 444: an official quirk kept because the released checkpoints were trained and
-# evaluated with it (reference/official-baselines.md §2.3, §15 item 5).
+# evaluated with it (docs/official-baselines.md §2.3, §15 item 5).
 OFFICIAL_J21_TIP_VERTS = (745, 317, 445, 556, 673)
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.hand_conventions import MANO_DOWNLOAD_URL, MANO_FILE_NAMES, MANO_SIDES, NUM_MANO_JOINTS
+from utils.hand_conventions import (MANO_DOWNLOAD_URL, MANO_FILE_NAMES, MANO_SIDES, NUM_BETAS, NUM_MANO_FACES,
+                                    NUM_MANO_JOINTS, NUM_MANO_VERTS)
 from utils.safe_pickle import chumpy_to_array, load_pickle
 
 MANO_PICKLE_GROUPS = ("numpy", "scipy_sparse", "chumpy", "builtins")
@@ -27,13 +28,13 @@ STANDIN_HINT = "python -m data_creation.standin_mano.make_standin_mano --out dat
 
 # key -> expected shape, checked after chumpy / sparse values are converted to dense arrays.
 _EXPECTED_SHAPES = {
-    "v_template": (778, 3),
-    "f": (1538, 3),
-    "J_regressor": (16, 778),
-    "weights": (778, 16),
-    "kintree_table": (2, 16),
-    "shapedirs": (778, 3, 10),
-    "posedirs": (778, 3, 135),
+    "v_template": (NUM_MANO_VERTS, 3),
+    "f": (NUM_MANO_FACES, 3),
+    "J_regressor": (NUM_MANO_JOINTS, NUM_MANO_VERTS),
+    "weights": (NUM_MANO_VERTS, NUM_MANO_JOINTS),
+    "kintree_table": (2, NUM_MANO_JOINTS),
+    "shapedirs": (NUM_MANO_VERTS, 3, NUM_BETAS),
+    "posedirs": (NUM_MANO_VERTS, 3, 9 * (NUM_MANO_JOINTS - 1)),
     "hands_components": (45, 45),
     "hands_mean": (45,),
 }

@@ -2,7 +2,7 @@
 
 Pose convention of the project (and of every official network): 48 axis-angle values = 3 global
 rotation + 15 finger joints x 3, for a RIGHT hand, in the "flat hand mean" convention (zero finger pose =
-flat hand; the file's ``hands_mean`` is already added in). Reference: official-data-eval.md §2.1.
+flat hand; the file's ``hands_mean`` is already added in). Reference: docs/official-data.md §2.1.
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def dexycb_pose_to_right_flat(pose_m: np.ndarray, side: str, side_hands_componen
                               right_hands_mean: np.ndarray) -> np.ndarray:
     """DexYCB ``pose_m`` -> 48-value flat-hand-mean axis-angle pose of a RIGHT hand (left hands mirrored).
 
-    Steps (official-data-eval.md §2.1): finger axis-angles = 45 PCA coefficients @ the side's
+    Steps (docs/official-data.md §2.1): finger axis-angles = 45 PCA coefficients @ the side's
     ``hands_components``; for a left hand negate the 2nd and 3rd value of all 16 triplets (global
     included); add the RIGHT model's ``hands_mean`` to the 45 finger values; drop the translation.
 
@@ -76,7 +76,7 @@ def dexycb_pose_to_right_flat(pose_m: np.ndarray, side: str, side_hands_componen
 def rotate_global_orient(pose: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     """Left-multiply the global rotation of a MANO pose by ``rotation``: aa' = log(rotation @ exp(aa)).
 
-    Used when an image is rotated about the camera z axis (official-data-eval.md §2.2).
+    Used when an image is rotated about the camera z axis (docs/official-data.md §2.2).
 
     Args:
         pose: (48,) axis-angle MANO pose (only the first 3 values change).

@@ -83,7 +83,7 @@ class MeshRenderer:
         return rgb, np.array(depth, dtype=np.float32), np.array(labels[..., 0], dtype=np.uint8)
 
     def _to_pyrender(self, spec: MeshSpec, both_windings: bool = False):
-        import trimesh
+        import trimesh  # heavy: loaded with the renderer, not by modules that merely import utils.render
 
         verts = np.array(spec.verts, dtype=np.float64, copy=True)
         faces = np.array(spec.faces, dtype=np.int64, copy=True)
@@ -114,6 +114,7 @@ class MeshRenderer:
         if context is None:  # not EGL (e.g. OSMesa): pyrender's release is safe there
             platform.delete_context()
             return
+        # OpenGL after the entry point chose PYOPENGL_PLATFORM (see __init__)
         from OpenGL.EGL import EGL_NO_CONTEXT, EGL_NO_SURFACE, eglDestroyContext, eglMakeCurrent
 
         eglMakeCurrent(platform._egl_display, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT)

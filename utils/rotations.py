@@ -2,7 +2,7 @@
 
 Every function takes a torch tensor (any float dtype/device, leading batch dims ``...``) or a numpy array
 (computed in float64 through torch, returned as numpy). The algorithms follow the official code where
-bit-compatibility matters (reference: official-model.md §1.7, §3):
+bit-compatibility matters (reference: docs/official-model.md §1.7, §3):
 
 * axis-angle -> matrix: manopth's quaternion Rodrigues, angle = ``|aa + 1e-8|``.
 * 6D -> matrix: Gram-Schmidt on the two 3-vectors, result columns ``b1, b2, b3 = b1 x b2``.
@@ -67,7 +67,7 @@ def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
 
 @_accepts_numpy
 def rot6d_to_matrix(rot6d: torch.Tensor) -> torch.Tensor:
-    """(..., 6) 6D rotation -> (..., 3, 3) matrix whose columns are b1, b2, b3 (official-model.md §1.7).
+    """(..., 6) 6D rotation -> (..., 3, 3) matrix whose columns are b1, b2, b3 (docs/official-model.md §1.7).
 
     a1, a2 = first / last 3 values; b1 = a1/|a1|; b2 = normalised (a2 - (b1.a2) b1); b3 = b1 x b2.
     (manopth's ``compute_rotation_matrix_from_ortho6d`` builds the same matrix via cross products.)
@@ -176,12 +176,6 @@ def project_to_rotation(matrix: torch.Tensor) -> torch.Tensor:
     flip = torch.ones_like(rot[..., 0, :])
     flip[..., 2] = torch.where(torch.linalg.det(rot) < 0, -1.0, 1.0).to(rot.dtype)
     return rot * flip.unsqueeze(-2)
-
-
-@_accepts_numpy
-def axis_angle_to_rot6d(axis_angle: torch.Tensor) -> torch.Tensor:
-    """(..., 3) axis-angle -> (..., 6) 6D rotation."""
-    return matrix_to_rot6d(axis_angle_to_matrix(axis_angle))
 
 
 @_accepts_numpy

@@ -18,10 +18,10 @@ def make_accelerator(**kwargs):
     """An ``accelerate.Accelerator`` that falls back to the CPU when no CUDA device exists.
 
     Without ``cpu=True`` a multi-process launch on a CPU-only machine would start independent single processes
-    (reference: ecosystem.md A.3); forcing it makes ``accelerate launch --multi_gpu --num_processes N`` run N
+    (reference: docs/libraries.md A.3); forcing it makes ``accelerate launch --multi_gpu --num_processes N`` run N
     gloo ranks on the CPU.
     """
-    from accelerate import Accelerator
+    from accelerate import Accelerator  # heavy: utils.runtime is also imported by light paths (data loaders)
 
     kwargs.setdefault("cpu", not torch.cuda.is_available())
     return Accelerator(**kwargs)
@@ -66,14 +66,14 @@ def summary_writer(model_dir: str | Path, main_process: bool = True):
     """TensorBoard writer under ``<model_dir>/summary`` on the main process, else None."""
     if not main_process:
         return None
-    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard import SummaryWriter  # heavy, main process of a training run only
 
     return SummaryWriter(log_dir=str(Path(model_dir) / "summary"))
 
 
 def progress(iterable, desc: str, main_process: bool = True, **kwargs):
     """A tqdm bar shown on the main process only (disabled when stderr is not a terminal and TQDM_DISABLE=1)."""
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # loaded with the first progress bar (utils.runtime is imported by light paths)
 
     disable = (not main_process) or os.environ.get("TQDM_DISABLE") == "1"
     return tqdm(iterable, desc=desc, disable=disable, dynamic_ncols=True, **kwargs)

@@ -60,7 +60,7 @@ def _numpy_scalar():
 
 
 def _sparse(name: str):
-    import scipy.sparse
+    import scipy.sparse  # only when a pickle holds a sparse matrix (MANO files do)
 
     return getattr(scipy.sparse, name)
 

@@ -1,8 +1,8 @@
 """YCB objects as numbered in DexYCB, and the 21 box keypoints of an object point cloud.
 
 DexYCB class ids run 1..21 (same numbering as YCB-Video / BOP ycbv); the official loaders use them as
-``obj_cls`` (test), mesh-dict keys and ``obj_cls_label + 1``. Reference: official-data-eval.md §8.5,
-§2.1; official-model.md §1.8.
+``obj_cls`` (test), mesh-dict keys and ``obj_cls_label + 1``. Reference: docs/official-data.md §8.5,
+§2.1; docs/official-model.md §1.8.
 """
 import numpy as np
 

@@ -21,6 +21,8 @@ from PIL import Image
 from datasets import geometry as geo
 from datasets.hand_object_sample import HandObjectRecord, crop_region, mirrored_view
 from datasets.transforms import warp_image
+from utils.hand_conventions import MM_PER_M
+from utils.render import MeshSpec
 
 DEPTH_FLOOR = 0.25  # condition value of the farthest hand pixel (background = 0, nearest hand pixel = 1)
 WRIST = 0
@@ -70,16 +72,14 @@ def gt_hand_mesh(record: HandObjectRecord, wrist_cam: np.ndarray, mano_layer) ->
     betas = torch.as_tensor(np.asarray(record.mano_betas)[None], dtype=buffer.dtype, device=buffer.device)
     with torch.no_grad():
         verts_mm, joints_mm = mano_layer(pose, betas)
-    verts = verts_mm[0].cpu().double().numpy() / 1000.0
-    joints = joints_mm[0].cpu().double().numpy() / 1000.0
+    verts = verts_mm[0].cpu().double().numpy() / MM_PER_M
+    joints = joints_mm[0].cpu().double().numpy() / MM_PER_M
     verts = verts - joints[WRIST] + np.asarray(wrist_cam, np.float64)
     return verts, mano_layer.th_faces.cpu().numpy()
 
 
 def mesh_depth_renderer(renderer) -> DepthRenderer:
     """A :data:`DepthRenderer` drawing with a ``utils.render.MeshRenderer`` of the generator's size."""
-    from utils.render import MeshSpec
-
     def render_depth(verts_cam: np.ndarray, faces: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
         return renderer.render([MeshSpec(verts_cam, faces)], intrinsics)[1]
 

@@ -25,14 +25,29 @@ import os
 from functools import partial
 from pathlib import Path
 
+import torch
+from accelerate.utils import gather_object
+
+from data_creation.deocclusion.conditions import mesh_depth_renderer
+from data_creation.deocclusion.pipeline import (DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT, Deoccluder, GenerationSettings,
+                                                load_deocclusion_pipeline)
+from data_creation.deocclusion.run import OutputLayout, RunSettings, Tools, grasping_frames, merge_shards, run_shard
+from data_creation.deocclusion.selection import build_model_scorer
+from datasets import build_dataset
+from datasets.deocc_pairs import pair_index_path
+from datasets.registry import official_dataset_name
+from models.blocks.mano_head import right_hand_mano_layer
+from utils.atomic import atomic_write_json
+from utils.config import load_config
+from utils.mano_io import resolve_mano_root
+from utils.render import MeshRenderer
+from utils.runtime import make_accelerator, progress
+
 # file-name prefix of each dataset's pair index: cfg.data.name -> prefix (datasets/deocc_pairs.py naming)
 INDEX_PREFIXES = {"DEX_YCB_HOPE": lambda cfg: f"dexycb_{cfg.data.data_split}", "HO3D_HOPE": lambda cfg: "ho3d"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from data_creation.deocclusion.pipeline import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT
-    from data_creation.deocclusion.run import RunSettings
-
     defaults = RunSettings()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model_dir", required=True, help="experiment folder whose cfg.json names the dataset")
@@ -62,9 +77,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def default_index_path(cfg, dataset_root: Path) -> Path:
     """The pair index the dataset's loader reads for ``cfg`` (``data.gen_version`` / ``data.gen_part``)."""
-    from datasets.deocc_pairs import pair_index_path
-    from datasets.registry import official_dataset_name
-
     name = official_dataset_name(cfg.data.name)
     if name not in INDEX_PREFIXES:
         raise KeyError(f"no de-occlusion support for cfg.data.name={cfg.data.name!r}; known: {sorted(INDEX_PREFIXES)}")
@@ -74,22 +86,6 @@ def default_index_path(cfg, dataset_root: Path) -> Path:
 
 def run(args: argparse.Namespace) -> dict | None:
     """Run on this process's shard; the main process merges and returns the summary (others return None)."""
-    import torch
-    from accelerate.utils import gather_object
-
-    from data_creation.deocclusion.conditions import mesh_depth_renderer
-    from data_creation.deocclusion.pipeline import Deoccluder, GenerationSettings, load_deocclusion_pipeline
-    from data_creation.deocclusion.run import (OutputLayout, RunSettings, Tools, grasping_frames, merge_shards,
-                                               run_shard)
-    from data_creation.deocclusion.selection import build_model_scorer
-    from datasets import build_dataset
-    from models.blocks.mano_head import right_hand_mano_layer
-    from utils.atomic import atomic_write_json
-    from utils.config import load_config
-    from utils.mano_io import resolve_mano_root
-    from utils.render import MeshRenderer
-    from utils.runtime import make_accelerator, progress
-
     accelerator = make_accelerator()
     if args.half and accelerator.device.type == "cpu":
         raise SystemExit("--half needs a CUDA device (float16 diffusion on the CPU is not supported)")

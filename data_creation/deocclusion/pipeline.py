@@ -61,6 +61,7 @@ def load_deocclusion_pipeline(base_dir: str | Path, controlnet_dir: str | Path, 
     Raises:
         FileNotFoundError: a folder or one of its required parts is missing (names the folder and the parts).
     """
+    # diffusers (heavy, optional) only when a pipeline is loaded: the de-occluder's other parts run without it
     from diffusers import ControlNetModel, StableDiffusionControlNetInpaintPipeline
 
     base_dir, controlnet_dir = Path(base_dir), Path(controlnet_dir)

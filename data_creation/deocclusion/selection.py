@@ -21,9 +21,14 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from models import build_model
+from utils.checkpoint import load_model_checkpoint
+from utils.config import load_config
+from utils.metrics.hand import validation_scores
+
 Scorer = Callable[[torch.Tensor, dict], dict]
 METRIC_NAMES = ("mpjpe", "pa_mpjpe", "mpvpe", "pa_mpvpe", "score")
-# names of the official generation record (reference/paper.md §2.2): ori_MPJPE, gen_PA_MPVPE, ori_score, ...
+# names of the official generation record (docs/paper.md §2.2): ori_MPJPE, gen_PA_MPVPE, ori_score, ...
 OFFICIAL_METRIC_NAMES = {"mpjpe": "MPJPE", "pa_mpjpe": "PA_MPJPE", "mpvpe": "MPVPE", "pa_mpvpe": "PA_MPVPE",
                          "score": "score"}
 
@@ -80,8 +85,6 @@ class ModelScorer:
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, sample: dict) -> dict[str, np.ndarray]:
-        from utils.metrics.hand import validation_scores
-
         parameter = next(self.model.parameters())
         count, side = images.shape[0], images.shape[-1]
         images = images.to(device=parameter.device, dtype=parameter.dtype)
@@ -106,10 +109,6 @@ class ModelScorer:
 def build_model_scorer(model_dir: str | Path, checkpoint: str | Path, device: torch.device | str = "cpu",
                        overrides: Sequence[str] = ()) -> ModelScorer:
     """The scorer of an experiment: ``models.build_model(cfg)`` + strict ``load_model_checkpoint``."""
-    from models import build_model
-    from utils.checkpoint import load_model_checkpoint
-    from utils.config import load_config
-
     cfg = load_config(model_dir, overrides=overrides)
     model = build_model(cfg)
     load_model_checkpoint(model, checkpoint)

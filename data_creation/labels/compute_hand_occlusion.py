@@ -1,6 +1,6 @@
 """Hand-occlusion ratios of a DexYCB split: ``hand_occ_{setup}_{split}.npy`` (key -> float in [0, 1]).
 
-Definition (the official code reads these ratios but does not say how they were made; official-data-eval.md
+Definition (the official code reads these ratios but does not say how they were made; docs/official-data.md
 §2.6): ``ratio = visible hand pixels / total hand pixels`` where
 
 * total = the silhouette of the ground-truth MANO hand mesh (DexYCB ``pose_m`` + ``mano_betas``, PCA with 45
@@ -29,6 +29,7 @@ from datasets.dexycb_splits import parse_split_name
 from datasets.geometry import mesh_silhouette
 from models.mano import ManoLayer
 from datasets.label_files import write_label_dict
+from utils.hand_conventions import MM_PER_M
 from utils.mano_io import load_mano_assets, resolve_mano_root
 
 HAND_LABEL = 255
@@ -54,7 +55,7 @@ def mano_vertices(layers: dict, sides: np.ndarray, pose_m: np.ndarray, betas: np
                 out, _ = layer(torch.as_tensor(pose_m[chosen, :48], dtype=torch.float32),
                                torch.as_tensor(betas[chosen], dtype=torch.float32),
                                torch.as_tensor(pose_m[chosen, 48:], dtype=torch.float32))
-                verts[chosen] = out.double().numpy() / 1000.0
+                verts[chosen] = out.double().numpy() / MM_PER_M
     return verts
 
 

@@ -1,6 +1,6 @@
 """Write DexYCB annotation files ``dex_ycb_{setup}_{split}_data.json`` from a DexYCB tree.
 
-A working version of the official script (official-data-eval.md §8.2, §9.3). The tree is walked with the
+A working version of the official script (docs/official-data.md §8.2, §9.3). The tree is walked with the
 toolkit's split rules (:mod:`datasets.dexycb_splits`); samples are numbered in the toolkit's order (selected
 sequences -> the split's cameras -> frames; a camera folder missing from the tree still takes its numbers, so
 keys match the toolkit on a full tree) and keyed ``id_<n>``. Frames without a hand (all ``joint_3d`` = -1, all
@@ -102,7 +102,7 @@ class Calibration:
 
 
 def frame_record(root: Path, sample: dict, labels, calibration: Calibration, test_split: bool) -> dict:
-    """The JSON record of one frame (schema of official-data-eval.md §8.2)."""
+    """The JSON record of one frame (schema of docs/official-data.md §8.2)."""
     meta, meta_path, frame = sample["meta"], sample["meta_path"], sample["frame"]
     rel_dir = sample["camera_dir"].relative_to(root).as_posix()
     color_file = f"{rel_dir}/color_{frame:06d}.jpg"

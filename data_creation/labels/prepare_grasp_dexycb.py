@@ -1,6 +1,6 @@
 """Grasp labels of a DexYCB split: ``grasp_{setup}_{split}.npy`` (key -> bool) beside the annotation file.
 
-Rule (official-data-eval.md §8.3): with ``P_t`` the grasped object's pose in the frame and ``P_0`` its pose in
+Rule (docs/official-data.md §8.3): with ``P_t`` the grasped object's pose in the frame and ``P_0`` its pose in
 frame 0 of the same sequence and camera, ``D = P_t^-1 P_0``; the hand grasps the object when the object has
 moved since the start: rotation angle of ``D`` > 5 degrees or ``|t_D|`` > 0.05 m. (DexYCB "hand-only" frames
 are the approach phase before the object moves.) The file is ``np.save`` of the dict (a 0-d object array),

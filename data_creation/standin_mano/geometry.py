@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NUM_VERTS = 778
+from utils.hand_conventions import NUM_MANO_VERTS
+
 WRIST_RING = 16
 RING = 10  # vertices per finger / thumb ring
 COLS_PER_FINGER = RING // 2
@@ -305,7 +306,7 @@ def build_hand_mesh() -> HandMesh:
     hole_interior = (len(THUMB_HOLE_ROWS) - 2) * (len(THUMB_HOLE_COLS) - 1)
     n_loop = 2 * COLS_PER_FINGER * len(FINGERS_BY_Z)
     fixed += WRIST_RING + (len(PALM_ROWS_X) + 1) * n_loop - hole_interior
-    transition_size = NUM_VERTS - fixed
+    transition_size = NUM_MANO_VERTS - fixed
     if not WRIST_RING <= transition_size <= n_loop:
         raise AssertionError(f"vertex budget: transition ring would need {transition_size} vertices")
 

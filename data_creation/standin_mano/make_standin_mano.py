@@ -2,7 +2,7 @@
 
 The MANO licence forbids redistributing ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl`` (https://mano.is.tue.mpg.de),
 so the project generates its own hand for tests, demos and the synthetic dataset. The files have exactly
-the official keys, shapes and dtypes (ecosystem.md B.1): a Python-2-compatible protocol-2 pickled dict with
+the official keys, shapes and dtypes (docs/libraries.md B.1): a Python-2-compatible protocol-2 pickled dict with
 ``shapedirs`` as a ``chumpy.reordering.Select`` over a ``chumpy.ch.Ch``, ``J_regressor`` as a
 ``scipy.sparse.csc_matrix``, ``kintree_table`` with the uint32 -1 root parent, and so on. The surface
 (:mod:`data_creation.standin_mano.geometry`) has 778 vertices, 1538 faces, MANO's 16-joint tree and the
@@ -11,7 +11,7 @@ next to them). Numbers computed with it are NOT comparable with results on real 
 
 The left file is the mirrored right one (x -> -x, faces re-wound, pose blend shapes and PCA basis
 mirrored) except ``shapedirs``, which is copied unchanged, reproducing the known MANO_LEFT.pkl issue
-(ecosystem.md B.4) so ``ManoLayer(fix_left_shapedirs=...)`` behaves as with the real files.
+(docs/libraries.md B.4) so ``ManoLayer(fix_left_shapedirs=...)`` behaves as with the real files.
 
 CLI: ``python -m data_creation.standin_mano.make_standin_mano --out data/mano_standin [--seed 0]``.
 """
@@ -272,7 +272,7 @@ class _ChumpySelect(_Chumpy):
 
 
 def _legacy_names() -> dict:
-    from numpy._core.multiarray import _reconstruct
+    from numpy._core.multiarray import _reconstruct  # private numpy module, needed only when writing the file
 
     return {_reconstruct: ("numpy.core.multiarray", "_reconstruct"),
             scipy.sparse.csc_matrix: ("scipy.sparse.csc", "csc_matrix"),

@@ -13,6 +13,14 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
+from PIL import Image
+
+from models.mano import ManoLayer
+from utils.hand_conventions import MM_PER_M
+from utils.mano_io import load_mano_assets, resolve_mano_root
+from utils.render import MeshRenderer, MeshSpec, look_at_intrinsics
+from utils.rotations import axis_angle_to_matrix
 
 IMAGE_SIZE = 320
 CAMERA_DISTANCE = 0.6  # m
@@ -23,8 +31,6 @@ THUMB_FIST_ANGLES = (0.5, 0.7, 0.9)
 
 
 def _rotation(axis, angle):
-    from utils.rotations import axis_angle_to_matrix
-
     return axis_angle_to_matrix(np.asarray(axis, float) * angle)
 
 
@@ -55,19 +61,12 @@ def flexion_pose(template_joints: np.ndarray, scale: float, thumb_scale: float) 
 
 
 def render_poses(mano_root: str | None, out: Path) -> Path:
-    import torch
-    from PIL import Image
-
-    from models.mano import ManoLayer
-    from utils.mano_io import load_mano_assets, resolve_mano_root
-    from utils.render import MeshRenderer, MeshSpec, look_at_intrinsics
-
     assets = load_mano_assets(resolve_mano_root(mano_root), "right")
     layer = ManoLayer.from_assets(assets, use_pca=False, flat_hand_mean=True)
     joints = assets.J_regressor @ assets.v_template
     poses = np.stack([np.zeros(48), flexion_pose(joints, 1.0, 1.0), flexion_pose(joints, 0.45, 0.9)])
     verts, _ = layer(torch.tensor(poses, dtype=torch.float32))
-    verts = verts.detach().numpy() / 1000.0
+    verts = verts.detach().numpy() / MM_PER_M
     views = (PALM_VIEW, _rotation((0, 1, 0), np.pi / 2) @ PALM_VIEW)
     K = look_at_intrinsics(IMAGE_SIZE, IMAGE_SIZE, focal=900.0)
     rows = []

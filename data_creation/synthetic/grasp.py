@@ -26,6 +26,7 @@ import torch
 from data_creation.standin_mano.render_standin_hand import flexion_pose
 from data_creation.synthetic.objects import SyntheticObject
 from models.mano import ManoLayer
+from utils.hand_conventions import MM_PER_M
 from utils.mano_io import ManoAssets
 from utils.mano_pose import mirror_pose
 from utils.rotations import axis_angle_to_matrix
@@ -137,7 +138,7 @@ class HandKit:
         betas = torch.as_tensor(np.tile(self.betas, (len(pose), 1)), dtype=torch.float32)
         with torch.no_grad():
             verts, joints = self.layer(pose, betas)
-        return verts.double().numpy() / 1000.0, joints.double().numpy() / 1000.0
+        return verts.double().numpy() / MM_PER_M, joints.double().numpy() / MM_PER_M
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

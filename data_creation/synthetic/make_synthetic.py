@@ -32,10 +32,21 @@ import os
 import time
 from pathlib import Path
 
+import torch
+from tqdm import tqdm
 
 from data_creation import dexycb_layout as layout
+from data_creation.labels.compute_hand_occlusion import write_occlusion_file
+from data_creation.labels.create_dataset_dexycb import write_split_file
+from data_creation.labels.prepare_grasp_dexycb import write_grasp_file
+from data_creation.synthetic.objects import build_objects
+from data_creation.synthetic.pairs import write_exact_pairs
 from data_creation.synthetic.phases import PHASES_FILE, PHASES_FORMAT
+from data_creation.synthetic.sequence_writer import SequenceWriter, subject_betas
+from data_creation.synthetic.sheet import write_sheet
+from data_creation.synthetic.views import serial_intrinsics
 from datasets.dexycb_splits import SERIALS
+from utils.mano_io import resolve_mano_root
 
 POINTS_PER_OBJECT = 2048
 
@@ -44,10 +55,6 @@ _WORKER = {}
 
 def _start_worker(root: str, mano_root: str, seed: int, intrinsics: dict) -> None:
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # worker processes are entry points of their own
-    import torch
-
-    from data_creation.synthetic.sequence_writer import SequenceWriter
-
     torch.set_num_threads(1)
     _WORKER["writer"] = SequenceWriter(root, mano_root, seed, intrinsics)
 
@@ -59,9 +66,6 @@ def _write_sequence(task: tuple) -> dict:
 
 def write_shared_files(root: Path, seed: int, intrinsics: dict) -> None:
     """Calibration (intrinsics of every serial, MANO shapes of every subject and side) and object models."""
-    from data_creation.synthetic.sequence_writer import subject_betas
-    from data_creation.synthetic.objects import build_objects
-
     for serial in SERIALS:
         layout.write_intrinsics(root, serial, **intrinsics[serial])
     for subject, betas in enumerate(subject_betas(seed)):
@@ -79,8 +83,6 @@ def write_synthetic(root: str | Path, mano_root: str | Path, seed: int = 0, sequ
     Returns:
         ``{"format", "seed", "frames_written", "seconds", "sequences": {"<subject>/<sequence>": {...}}}``.
     """
-    from data_creation.synthetic.views import serial_intrinsics
-
     if not 1 <= cameras <= len(SERIALS):
         raise ValueError(f"--cameras must be within 1..{len(SERIALS)}, got {cameras}")
     root = Path(root)
@@ -116,19 +118,12 @@ def write_synthetic(root: str | Path, mano_root: str | Path, seed: int = 0, sequ
 
 
 def _progress(total: int, enabled: bool):
-    from tqdm import tqdm
-
     return tqdm(total=total, unit="frame", disable=not enabled, desc="rendering")
 
 
 def prepare_setup(root: Path, mano_root: Path, setup: str) -> dict:
     """Run the real pipeline on the tree for ``setup``: annotation files, grasp labels, occlusion ratios (all
     splits) and the exact pair index (train). Returns sample counts per split and the number of pairs."""
-    from data_creation.labels.compute_hand_occlusion import write_occlusion_file
-    from data_creation.labels.create_dataset_dexycb import write_split_file
-    from data_creation.labels.prepare_grasp_dexycb import write_grasp_file
-    from data_creation.synthetic.pairs import write_exact_pairs
-
     counts = {}
     for split in ("train", "val", "test"):
         _, counts[split] = write_split_file(root, setup, split)
@@ -153,8 +148,6 @@ def main(argv=None) -> None:
     parser.add_argument("--sheet", default=None, help="also write an overlay sheet PNG here")
     args = parser.parse_args(argv)
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # entry point: headless rendering
-    from utils.mano_io import resolve_mano_root
-
     mano_root = resolve_mano_root(args.mano_root)
     result = write_synthetic(args.out, mano_root, args.seed, args.sequences, args.frames, args.cameras, args.workers)
     print(f"wrote {result['frames_written']} frames in {result['seconds']:.1f} s "
@@ -162,8 +155,6 @@ def main(argv=None) -> None:
     for setup in args.prepare:
         print(f"{setup}: {prepare_setup(Path(args.out), mano_root, setup)}")
     if args.sheet:
-        from data_creation.synthetic.sheet import write_sheet
-
         print(f"sheet: {write_sheet(args.out, args.sheet)}")
 
 

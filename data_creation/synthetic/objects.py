@@ -70,7 +70,7 @@ class SyntheticObject:
 
     def surface_points(self, count: int, seed: int = 0) -> np.ndarray:
         """(count + V, 3) points on the merged mesh (area-weighted samples plus every vertex), metres."""
-        import trimesh
+        import trimesh  # heavy: only the object builders need it
 
         verts, faces = self.mesh()
         samples, _ = trimesh.sample.sample_surface(trimesh.Trimesh(verts, faces, process=False), count, seed=seed)
@@ -108,28 +108,28 @@ def torus_xz_sdf(points: np.ndarray, major: float, minor: float) -> np.ndarray:
 
 
 def _box(extents, centre=(0.0, 0.0, 0.0)):
-    import trimesh
+    import trimesh  # heavy: only the object builders need it
 
     mesh = trimesh.creation.box(extents=extents)
     return np.asarray(mesh.vertices) + centre, np.asarray(mesh.faces)
 
 
 def _cylinder(radius, height, centre=(0.0, 0.0, 0.0)):
-    import trimesh
+    import trimesh  # heavy: only the object builders need it
 
     mesh = trimesh.creation.cylinder(radius=radius, height=height, sections=48)
     return np.asarray(mesh.vertices) + centre, np.asarray(mesh.faces)
 
 
 def _sphere(radius):
-    import trimesh
+    import trimesh  # heavy: only the object builders need it
 
     mesh = trimesh.creation.icosphere(subdivisions=3, radius=radius)
     return np.asarray(mesh.vertices), np.asarray(mesh.faces)
 
 
 def _handle(radius, major, minor):
-    import trimesh
+    import trimesh  # heavy: only the object builders need it
 
     mesh = trimesh.creation.torus(major_radius=major, minor_radius=minor, major_sections=32, minor_sections=12)
     verts = np.asarray(mesh.vertices)[:, [0, 2, 1]]  # axis z -> axis y (x-z plane ring)

@@ -12,7 +12,7 @@ A sequence has three phases over its frames:
 * ``lift`` — hand and object move rigidly together: up, sideways and tilted about the object's centre.
 
 ``grasping`` applies DexYCB's rule to the planned object motion (rotation > 5 deg or translation > 5 cm since
-frame 0, official-data-eval.md §8.3); the plan keeps every frame at least :data:`ROTATION_MARGIN_DEG` /
+frame 0, docs/official-data.md §8.3); the plan keeps every frame at least :data:`ROTATION_MARGIN_DEG` /
 :data:`TRANSLATION_MARGIN_M` away from the thresholds so the labels do not depend on float rounding.
 """
 from __future__ import annotations

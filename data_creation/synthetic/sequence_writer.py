@@ -24,6 +24,7 @@ from data_creation.synthetic.views import (finish_image, sample_appearance, samp
 from data_creation.synthetic.objects import build_objects
 from datasets.dexycb_splits import SERIALS, SUBJECTS
 from models.mano import ManoLayer
+from utils.hand_conventions import MM_PER_M
 from utils.mano_io import load_mano_assets
 from utils.render import MeshRenderer, MeshSpec
 
@@ -84,7 +85,7 @@ class SequenceWriter:
                 torch.as_tensor(pose_m[:, :48], dtype=torch.float32),
                 torch.as_tensor(np.tile(kit.betas, (len(pose_m), 1)), dtype=torch.float32),
                 torch.as_tensor(pose_m[:, 48:], dtype=torch.float32))
-        return pose_m, verts.double().numpy() / 1000.0, joints.double().numpy() / 1000.0
+        return pose_m, verts.double().numpy() / MM_PER_M, joints.double().numpy() / MM_PER_M
 
     def write(self, index: int, frames: int, cameras: int) -> dict:
         """Plan, render and write sequence ``index``; returns its manifest entry (see module docstring)."""

@@ -23,8 +23,8 @@ from PIL import Image
 
 from datasets.label_files import read_rgb
 from datasets.registry import sample_settings
-from engine.cli import base_parser, load_run_config
-from engine.eval_command import add_weight_arguments, load_eval_weights
+from engine.cli import add_weight_arguments, base_parser, load_run_config
+from engine.eval_command import load_eval_weights
 from engine.export_onnx import export_model
 from engine.predict import PredictInputError
 from engine.predict.detector import detect_hands, detector_python

@@ -1,6 +1,6 @@
 """Image-level 2-way classifiers on a full FPN map (official ``obj_conf_layer`` / ``occ_cls_layer``).
 
-Spec: reference/official-model.md §1.10 and §2.1. Sequential layouts match the official keys:
+Spec: docs/official-model.md §1.10 and §2.1. Sequential layouts match the official keys:
 ``0`` 1x1 conv 256 -> 64, ``1`` flatten, ``2`` Linear(64*S*S, 2) - or, legacy, ``2`` Linear(64*S*S, 1024)
 followed directly by ``3`` Linear(1024, 2).
 """

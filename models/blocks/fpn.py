@@ -4,7 +4,7 @@ ResNet-50 is the official trunk; ``backbone="resnet18"`` / ``"resnet34"`` build 
 torchvision ResNets (stage widths 64-512 instead of 256-2048) for CPU-sized runs such as the synthetic demo.
 A hand stream (stem, stages 1-4) and an object stream that shares the stem, stage 1 and - as in the official
 code - the *hand* stage-4 weights, but has its own copies of stages 2 and 3. Each stream ends in an FPN
-top-down path down to level P2 (stride 4, 256 channels). Spec: reference/official-model.md §1.3.
+top-down path down to level P2 (stride 4, 256 channels). Spec: docs/official-model.md §1.3.
 """
 import copy
 from pathlib import Path

@@ -1,5 +1,5 @@
 """Hand encoder: heatmaps + hand-head encoding -> flat feature vector for the MANO head (official
-``hand_Encoder``). Spec: reference/official-model.md §1.6.
+``hand_Encoder``). Spec: docs/official-model.md §1.6.
 """
 from torch import nn
 

@@ -1,6 +1,6 @@
 """2D hand joint head: stacked-hourglass features + per-joint soft-argmax (official ``hand_regHead``).
 
-Spec: reference/official-model.md §1.5. Attribute names (``hg``, ``res``, ``fc``, ``score``, ``betas``,
+Spec: docs/official-model.md §1.5. Attribute names (``hg``, ``res``, ``fc``, ``score``, ``betas``,
 ``uu``, ``vv``) match the official state_dict keys under ``hand_head.``.
 """
 import torch

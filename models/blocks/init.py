@@ -1,4 +1,4 @@
-"""Weight initialisation of the official heads (reference/official-model.md §1.16)."""
+"""Weight initialisation of the official heads (docs/official-model.md §1.16)."""
 from torch import nn
 
 __all__ = ["init_head_weights"]

@@ -1,16 +1,14 @@
 """MANO regression head: feature vector -> 16 joint rotations (6D) + shape -> MANO mesh in metres
-(official ``hfl_net_hor/mano_head.py::mano_regHead``). Spec: reference/official-model.md §1.7.
+(official ``hfl_net_hor/mano_head.py::mano_regHead``). Spec: docs/official-model.md §1.7.
 """
 from torch import nn
 
+from models.blocks.gt_mesh import mano_mesh_m, split_mano_param
 from models.mano import ManoLayer
+from utils.hand_conventions import NUM_BETAS, NUM_MANO_JOINTS
 from utils.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rot6d_to_matrix
 
 __all__ = ["ManoRegHead", "right_hand_mano_layer"]
-
-NUM_MANO_JOINTS = 16  # global rotation + 15 finger joints
-NUM_SHAPE = 10
-MM_PER_M = 1000.0
 
 
 def right_hand_mano_layer(mano_root):
@@ -42,13 +40,12 @@ class ManoRegHead(nn.Module):
             width = neurons
         self.mano_base_layer = nn.Sequential(*layers)
         self.pose_reg = nn.Linear(width, NUM_MANO_JOINTS * 6)
-        self.shape_reg = nn.Linear(width, NUM_SHAPE)
+        self.shape_reg = nn.Linear(width, NUM_BETAS)
         self.mano_layer = mano_layer
 
     def mesh(self, pose_aa, shape):
         """MANO layer in metres: pose_aa (B, 48), shape (B, 10) -> (verts (B, 778, 3), joints (B, 21, 3))."""
-        verts, joints = self.mano_layer(pose_aa, shape)
-        return verts / MM_PER_M, joints / MM_PER_M
+        return mano_mesh_m(self.mano_layer, pose_aa, shape)
 
     def forward(self, features, mano_params=None):
         batch = features.shape[0]
@@ -61,8 +58,7 @@ class ManoRegHead(nn.Module):
                 "mano_pose_aa": pose_aa}
         gt = None
         if mano_params is not None:
-            gt_pose = mano_params[:, :NUM_MANO_JOINTS * 3]
-            gt_shape = mano_params[:, NUM_MANO_JOINTS * 3:]
+            gt_pose, gt_shape = split_mano_param(mano_params)
             gt_verts, gt_joints = self.mesh(gt_pose, gt_shape)
             gt = {"verts3d": gt_verts, "joints3d": gt_joints, "mano_shape": gt_shape,
                   "mano_pose": axis_angle_to_matrix(gt_pose.view(batch, NUM_MANO_JOINTS, 3))}

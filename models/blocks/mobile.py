@@ -1,6 +1,6 @@
 """Mobile blocks of MobRecon's DenseStack backbone, shared by MobRecon and H2ONet.
 
-Spec: reference/official-baselines.md §2.4 and §5.2. Attribute names and registration order follow the
+Spec: docs/official-baselines.md §2.4 and §5.2. Attribute names and registration order follow the
 official ``mob_recon/models`` modules so state_dict keys match keys_mobrecon.txt / keys_h2onet.txt.
 Feature maps are (B, C, H, W); all units below keep the spatial size (stride 1).
 """

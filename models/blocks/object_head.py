@@ -1,13 +1,15 @@
 """Object keypoint voting head and its decoder (official ``obj_regHead`` + ``Pose2DLayer``).
 
-Spec: reference/official-model.md §1.8. The head predicts, for every cell of the object ROI grid and every
+Spec: docs/official-model.md §1.8. The head predicts, for every cell of the object ROI grid and every
 one of the 21 object keypoints (8 corners, 12 edge midpoints, centre of the object's 3D box), a confidence
 logit and an (x, y) offset; the decoder turns them into box-normalised positions and sigmoid confidences.
 """
 import torch
 from torch import nn
 
-__all__ = ["ObjRegHead", "Pose2DLayer"]
+__all__ = ["ObjRegHead", "Pose2DLayer", "NUM_OBJECT_KEYPOINTS"]
+
+NUM_OBJECT_KEYPOINTS = 21  # 8 box corners, 12 edge midpoints, the box centre
 
 
 class ObjRegHead(nn.Module):
@@ -19,7 +21,7 @@ class ObjRegHead(nn.Module):
 
     num_stages = 3
 
-    def __init__(self, channels=256, inter_channels=128, joint_nb=21):
+    def __init__(self, channels=256, inter_channels=128, joint_nb=NUM_OBJECT_KEYPOINTS):
         super().__init__()
         self.joint_nb = joint_nb
         for stage in range(1, self.num_stages + 1):
@@ -46,7 +48,7 @@ class Pose2DLayer(nn.Module):
     ((0, 0) top-left, (1, 1) bottom-right). No parameters; identical in train and eval mode.
     """
 
-    def __init__(self, joint_nb=21, coord_norm_factor=10.0):
+    def __init__(self, joint_nb=NUM_OBJECT_KEYPOINTS, coord_norm_factor=10.0):
         super().__init__()
         self.joint_nb = joint_nb
         self.coord_norm_factor = coord_norm_factor

@@ -1,7 +1,7 @@
 """HandOccNet's occlusion-aware feature blocks: the spatial gate that splits the FPN map into a primary (hand)
 and a secondary (occluder) part, and the Feature Injecting Transformer (FIT) that fuses them.
 
-Spec: reference/official-baselines.md §3.2-§3.3. The Self-Enhancing Transformer (SET) needs no class of its
+Spec: docs/official-baselines.md §3.2-§3.3. The Self-Enhancing Transformer (SET) needs no class of its
 own: it is :class:`models.blocks.transformer.CRTransformer` with learned embeddings.
 """
 import torch

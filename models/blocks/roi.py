@@ -1,4 +1,4 @@
-"""ROI pooling and point sampling on feature maps (reference/official-model.md §1.4 and §1.12).
+"""ROI pooling and point sampling on feature maps (docs/official-model.md §1.4 and §1.12).
 
 Boxes are ``[x1, y1, x2, y2]`` in pixels of the network input crop, one box per image.
 """

@@ -3,7 +3,7 @@
 The one-stream counterpart of :class:`models.blocks.fpn.TwoStreamFPN`: stem + stages 1-4 of the LeakyReLU
 ResNet-50 (official; ``backbone="resnet18"`` / ``"resnet34"`` for CPU-sized runs), lateral 1x1 convs and the
 top-down path down to level P2 (stride 4, 256 channels).
-Spec: reference/official-baselines.md §2.1, §3.2 (HandOccNet ``backbone``) and §4.1 (Semi-Hand ``base_net``).
+Spec: docs/official-baselines.md §2.1, §3.2 (HandOccNet ``backbone``) and §4.1 (Semi-Hand ``base_net``).
 
 The official FPNs also smooth the coarser levels (``smooth1`` on P4, ``smooth2`` on P3) and return them, but
 both models use only P2 (``smooth3``), which does not depend on those convs: they are registered for

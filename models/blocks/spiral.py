@@ -1,6 +1,6 @@
 """Spiral mesh convolutions and the 2D-to-3D mesh decoder shared by MobRecon and H2ONet.
 
-Spec: reference/official-baselines.md §5.3 (``Reg2DDecode3D`` with ``DSConv``) and §6.3 (``SpiralConv``).
+Spec: docs/official-baselines.md §5.3 (``Reg2DDecode3D`` with ``DSConv``) and §6.3 (``SpiralConv``).
 Mesh features are (B, N, C) per vertex. Spiral indices (N, L) and dense up-sampling matrices (N_fine,
 N_coarse) come from :mod:`models.mesh_assets` and are held as non-persistent buffers (they are not in the
 official state_dicts; the models never read files).
@@ -8,6 +8,8 @@ official state_dicts; the models never read files).
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from utils.hand_conventions import NUM_HAND_JOINTS
 
 __all__ = ["DSConv", "SpiralConv", "SpiralDeblock", "SpiralMeshDecoder", "gather_spirals", "sample_points"]
 
@@ -92,7 +94,7 @@ class SpiralMeshDecoder(nn.Module):
     """
 
     def __init__(self, conv, spirals, up_matrices, latent_channels=256, out_channels=(32, 64, 128, 256),
-                 num_joints=21):
+                 num_joints=NUM_HAND_JOINTS):
         super().__init__()
         if not len(spirals) == len(up_matrices) == len(out_channels):
             raise ValueError(f"need one spiral tensor and up-sampling matrix per level: {len(spirals)} spirals, "

@@ -2,7 +2,7 @@
 HandOccNet variants (FIT / SET blocks: learned positional embeddings, sigmoid gate, no query residual) and the
 self-attention feature mapper of UniHOPE (official ``SlfMultiHeadAttention``, mob_recon transformer.py).
 
-Spec: reference/official-model.md §1.9 and §1.11; official-baselines.md §3.2-§3.3 (HandOccNet ``Block``).
+Spec: docs/official-model.md §1.9 and §1.11; docs/official-baselines.md §3.2-§3.3 (HandOccNet ``Block``).
 """
 import torch
 import torch.nn.functional as F

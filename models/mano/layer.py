@@ -5,10 +5,10 @@ MILLIMETRES, manopth joint order), and the buffers official checkpoints contain,
 registration order: ``th_betas, th_shapedirs, th_posedirs, th_v_template, th_J_regressor, th_weights,
 th_faces, th_hands_mean, th_selected_comps`` (UniHOPE's vendored copy; upstream's ``th_comps`` is kept
 as a non-persistent buffer so ``load_state_dict(strict=True)`` works with official checkpoints).
-Reference: ecosystem.md B.2, official-model.md §3.
+Reference: docs/libraries.md B.2, docs/official-model.md §3.
 
 Project additions: ``fix_left_shapedirs`` (negate the x-component of the left model's shape blend shapes,
-ecosystem.md B.4; off by default because DexYCB annotations were made without it), ``from_assets`` (reuse
+docs/libraries.md B.4; off by default because DexYCB annotations were made without it), ``from_assets`` (reuse
 arrays already read by :func:`utils.mano_io.load_mano_assets`) and the MANO folder resolved through
 :func:`utils.mano_io.resolve_mano_root` (argument, else ``$MANO_ROOT``) instead of a CWD-relative path.
 """
@@ -20,8 +20,7 @@ import torch
 from torch import nn
 
 from models.mano.lbs import kinematic_levels, lbs
-from utils.hand_conventions import (MANO_LAYER_UNIT_SCALE, MANO_SIDES, MANO_TO_MANOPTH_ORDER,
-                                    ROOT_PALM_VERTS, fingertip_verts)
+from utils.hand_conventions import MANO_SIDES, MANO_TO_MANOPTH_ORDER, MM_PER_M, ROOT_PALM_VERTS, fingertip_verts
 from utils.mano_io import ManoAssets, load_mano_assets, resolve_mano_root
 from utils.rotations import axis_angle_to_matrix, project_to_rotation, robust_rot6d_to_matrix, rot6d_to_matrix
 
@@ -146,7 +145,7 @@ class ManoLayer(nn.Module):
                 joints, verts = joints - center, verts - center
         else:
             joints, verts = joints + trans.unsqueeze(1), verts + trans.unsqueeze(1)
-        return verts * MANO_LAYER_UNIT_SCALE, joints * MANO_LAYER_UNIT_SCALE
+        return verts * MM_PER_M, joints * MM_PER_M
 
     def _rotations(self, pose_coeffs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pose input -> root rotation (B, 3, 3) and finger joint rotations (B, 15, 3, 3)."""

@@ -2,7 +2,7 @@
 
 Frames and units: everything in the MANO template frame, in the unit of the model arrays (metres).
 Notation: B batch, V vertices (778), J joints (16), P = 9 * (J - 1) pose-blend features (135).
-The maths is manopth's (reference: ecosystem.md B.2, official-model.md §3): rest joints are regressed from
+The maths is manopth's (reference: docs/libraries.md B.2, docs/official-model.md §3): rest joints are regressed from
 the shaped (not pose-corrected) vertices; joint j's local transform is ``[R_j | J_j - J_parent(j)]``;
 vertices are skinned with ``T_j @ [I | -J_j]``.
 """

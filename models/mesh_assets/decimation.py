@@ -1,7 +1,7 @@
 """Quadric-error edge-collapse decimation, the rule of psbody-mesh's ``qslim_decimator_transformer``
 (COMA ``mesh_sampling.py``) as MobRecon / H2ONet used it to build their mesh hierarchy.
 
-Reference: official-baselines.md §7.3 item 1. Collapses never move a vertex: the surviving vertices are a
+Reference: docs/official-baselines.md §7.3 item 1. Collapses never move a vertex: the surviving vertices are a
 subset of the input ones, so the down-sampling is a 0/1 selection. Pure numpy/scipy.
 """
 from __future__ import annotations

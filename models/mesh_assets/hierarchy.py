@@ -1,6 +1,6 @@
 """Mesh hierarchy of the MobRecon / H2ONet decoders: levels, sampling matrices and spirals, cached on disk.
 
-Reference: official-baselines.md §7 (the official ``spiral_tramsform`` with ds_factors [2, 2, 2, 2],
+Reference: docs/official-baselines.md §7 (the official ``spiral_tramsform`` with ds_factors [2, 2, 2, 2],
 seq_length [9, 9, 9, 9], dilation [1, 1, 1, 1]). The hierarchy is derived from a template mesh (by default
 the user's MANO template and faces) by :mod:`.decimation`, :mod:`.upsampling` and :mod:`.spirals`, and
 stored as one ``.npz`` per input in a cache folder, named by a hash of everything it depends on, so a changed

@@ -1,6 +1,6 @@
 """Spiral vertex orderings for spiral convolutions (SpiralNet++ ``preprocess_spiral`` without openmesh).
 
-Reference: official-baselines.md §7.4. A spiral of vertex v is [v], its one-ring in openmesh's
+Reference: docs/official-baselines.md §7.4. A spiral of vertex v is [v], its one-ring in openmesh's
 vertex-vertex circulator order, then the following rings built by walking the previous ring, truncated to
 ``seq_length * dilation`` entries and subsampled by ``dilation``.
 

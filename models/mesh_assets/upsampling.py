@@ -1,6 +1,6 @@
 """Up-sampling matrices between mesh levels: psbody-mesh's ``setup_deformation_transfer`` rule.
 
-Reference: official-baselines.md §7.3 item 2. Each fine vertex is expressed through the coarse face whose
+Reference: docs/official-baselines.md §7.3 item 2. Each fine vertex is expressed through the coarse face whose
 surface point is closest to it: inside the face -> barycentric weights of that closest point; on an edge ->
 least-squares weights of the two edge vertices fitted to the fine vertex itself; at a corner -> weight 1.
 Every row stores exactly 3 entries (the face's vertices; unused ones are explicit zeros). Pure numpy.

@@ -15,7 +15,7 @@ from models.mano import ManoLayer
 from utils.mano_io import load_mano_assets
 
 RES = 256
-HO3D_TO_MANOPTH = [0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20]  # ecosystem.md D.2
+HO3D_TO_MANOPTH = [0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20]  # docs/libraries.md D.2
 TIPS = [4, 8, 12, 16, 20]  # manopth order
 HO3D_TIP_VERTS = [744, 333, 444, 555, 672]
 

@@ -1,7 +1,7 @@
 """HandOccNet (``hand_occ_net``) and Semi-Hand(-Object) (``semi_hand``, ``semi_hand_object``): official
 state_dict layouts, blocks against their written-out spec, outputs, losses against hand-computed values, a
 training step on the tiny DexYCB tree, strict loading of official-layout checkpoints, the experiment configs and
-A+B routing with HandOccNet as the hand-only model (reference/official-baselines.md §3, §4, §10-§12)."""
+A+B routing with HandOccNet as the hand-only model (docs/official-baselines.md §3, §4, §10-§12)."""
 import copy
 import math
 from pathlib import Path
@@ -99,7 +99,7 @@ def test_official_mano_copies_are_one_shared_layer(models):
 
 
 def _handocc_block_reference(block, query, key):
-    """HandOccNet ``Block`` written out from official-baselines.md §3.3 (explicit softmax, per-head loop)."""
+    """HandOccNet ``Block`` written out from docs/official-baselines.md §3.3 (explicit softmax, per-head loop)."""
     b, c, h, w = query.shape
     heads, d = block.num_heads, c // block.num_heads
     qe, ke = query + block.q_embedding, key + block.k_embedding

@@ -1,7 +1,7 @@
 """MobRecon (``mobrecon``) and H2ONet (``h2onet``): official state_dict layout, test-time outputs, the H2ONet
 quirks, losses against hand-computed values, a training step on the tiny DexYCB tree, strict loading of an
-official-layout checkpoint and A+B routing with H2ONet as the hand-only model (official-baselines.md §5, §6, §10,
-§11)."""
+official-layout checkpoint and A+B routing with H2ONet as the hand-only model (docs/official-baselines.md §5,
+§6, §10, §11)."""
 import copy
 import math
 from pathlib import Path

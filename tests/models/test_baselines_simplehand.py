@@ -22,7 +22,7 @@ TIP_ROWS = (4, 8, 12, 16, 20)  # thumb .. little tips in manopth order
 
 
 def read_simplehand_keys():
-    """[(key, shape, dtype)] in state_dict order from the reference key file (tab-separated, ``#`` comments)."""
+    """[(key, shape, dtype)] in state_dict order from the official key file (tab-separated, ``#`` comments)."""
     entries = []
     for line in KEY_FILE.read_text().splitlines():
         if line.startswith("#") or not line.strip():

@@ -1,11 +1,11 @@
-"""Loss terms against hand-computed values (official-model.md §4) and the official-bug fixes."""
+"""Loss terms against hand-computed values (docs/official-model.md §4) and the official-bug fixes."""
 import math
 
 import pytest
 import torch
 
-from models.losses import (HandObjectLoss, LossWeights, build_loss, classification_loss, distillation_loss,
-                           joint2d_loss, mano_loss, object_voting_loss)
+from models.losses import (LOSSES, HandObjectLoss, LossWeights, build_loss, classification_loss,
+                           distillation_loss, joint2d_loss, mano_loss, object_voting_loss, register_loss)
 from utils.config import config_from_dict
 
 W = LossWeights()
@@ -135,6 +135,13 @@ def test_unknown_distillation_feature_and_loss_name_errors():
     placeholder = build_loss(config_from_dict({"loss": {"name": "placeholder"}}, source="ab/cfg.json"))
     with pytest.raises(RuntimeError, match="ab/cfg.json: loss.name 'placeholder' marks an evaluation-only"):
         placeholder(batch, outputs)
+
+
+def test_duplicate_loss_registration_is_refused():
+    builder = LOSSES["hflnet"]
+    with pytest.raises(KeyError, match="'hflnet' is already registered"):
+        register_loss("hflnet")(lambda cfg: None)
+    assert LOSSES["hflnet"] is builder
 
 
 def test_hflnet_loss_votes_on_every_sample_and_has_no_switch_terms():

@@ -1,4 +1,4 @@
-"""Mesh-decoder assets of MobRecon / H2ONet: decimation, up-sampling, spirals, cache (official-baselines.md §7).
+"""Mesh-decoder assets of MobRecon / H2ONet: decimation, up-sampling, spirals, cache (docs/official-baselines.md §7).
 
 The construction rules are checked on small meshes with hand-computed answers; the official checksums of the
 MANO hierarchy are checked when a real MANO folder is given in ``MANO_ROOT_REAL`` (skipped otherwise).

@@ -1,5 +1,5 @@
 """Building blocks against hand-computed values and independent implementations of the spec
-(reference/official-model.md §1.3-§1.12, §1.16)."""
+(docs/official-model.md §1.3-§1.12, §1.16)."""
 import math
 
 import pytest

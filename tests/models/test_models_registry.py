@@ -1,5 +1,5 @@
 """Registry contract (every registered model builds from a config, declares its outputs, trains), the grasp
-classifier, and A+B routing (reference/official-model.md §2.1-§2.3)."""
+classifier, and A+B routing (docs/official-model.md §2.1-§2.3)."""
 import json
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""State-dict compatibility with the official checkpoints (reference/official-model.md §1.2, §2, §5)."""
+"""State-dict compatibility with the official checkpoints (docs/official-model.md §1.2, §2, §5)."""
 from collections import Counter
 
 import pytest
@@ -21,7 +21,7 @@ def test_key_file_is_the_official_listing():
     assert len(keys) == 1122
     assert keys["obj_conf_layer.2.weight"] == ((1024, 65536), "float32")
     assert keys["mano_branch.mano_layer.th_faces"] == ((1538, 3), "int64")
-    # derived variants have the counts the reference states
+    # derived variants have the counts docs/official-model.md §1.2, §2.1 and §2.4 state
     assert len(official_unihope_keys(256, legacy=False)) == 1120
     assert len(official_hflnet_keys()) == 1093
     assert len(official_classifier_keys()) == 534

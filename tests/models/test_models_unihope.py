@@ -1,5 +1,5 @@
 """UniHOPE / HFL-Net forward behaviour: test-time outputs, the grasp-aware fusion rule, mappers skipped at
-inference, the paired training forward (reference/official-model.md §1.13, §1.14)."""
+inference, the paired training forward (docs/official-model.md §1.13, §1.14)."""
 import pytest
 import torch
 from fixtures_models import make_batch

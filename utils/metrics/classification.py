@@ -1,7 +1,7 @@
 """Grasp classification metrics (hand-only = 0 vs hand-object / grasping = 1).
 
 The official classifier metric is ``obj_grasp_acc = mean(argmax(logits) == gt_grasping)``
-(official-data-eval.md §4.2); precision and recall of the "grasping" class are added here.
+(docs/official-data.md §4.2); precision and recall of the "grasping" class are added here.
 """
 import numpy as np
 

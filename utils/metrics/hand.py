@@ -1,10 +1,11 @@
 """Hand pose errors: root alignment, MPJPE / MPVPE, similarity Procrustes, PA errors, the validation score.
 
 All functions are batched over samples, take metres (camera frame) and never modify their inputs.
-Joint order: manopth / DexYCB (wrist = joint 0). Reference: official-data-eval.md §4.1-4.3, §11.
+Joint order: manopth / DexYCB (wrist = joint 0). Reference: docs/official-data.md §4.1-4.3, §11.
 """
 import numpy as np
 
+from utils.hand_conventions import MM_PER_M
 from utils.metrics.arrays import as_float_array, as_points
 
 __all__ = [
@@ -61,7 +62,7 @@ def mean_point_error_mm(pred, gt, per_sample=False):
         pred, gt: (B, P, 3) metres.
         per_sample: return (B,) per-sample means instead of the batch mean.
     """
-    errors = point_errors(pred, gt).mean(axis=1) * 1000.0  # (B,)
+    errors = point_errors(pred, gt).mean(axis=1) * MM_PER_M  # (B,)
     return errors if per_sample else float(errors.mean())
 
 
@@ -126,7 +127,7 @@ def validation_scores(pred_joints, pred_verts, gt_joints, gt_verts, with_global=
     Every joint and vertex is expressed relative to the wrist (joint 0): the prediction is root-aligned to
     the GT wrist (pred and GT verts move with their joints' wrist), then errors are taken; PA errors use
     independent Procrustes for joints and vertices. The official code root-centres the joints in place
-    with a self-overlapping subtraction, which on CPU only zeroes the wrist (official-data-eval.md §11);
+    with a self-overlapping subtraction, which on CPU only zeroes the wrist (docs/official-data.md §11);
     here the intended centring of all 21 joints is computed.
 
     Args:

@@ -1,12 +1,13 @@
 """Object pose from the dense keypoint voting maps, and the object pose errors REP / ADD / ADD-S.
 
-HFL-Net protocol as in the official ``common/utils/metric.py`` (official-data-eval.md §4.4, official-model.md
+HFL-Net protocol as in the official ``common/utils/metric.py`` (docs/official-data.md §4.4, docs/official-model.md
 §1.8). Poses are (R (3, 3), t (3,)) mapping object-frame points (metres) to the camera frame: ``X = R p + t``.
 """
 import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
+from utils.hand_conventions import MM_PER_M
 from utils.metrics.arrays import as_float_array, as_points, to_numpy
 from utils.ycb import YCB_CLASSES
 
@@ -196,6 +197,6 @@ def object_success_rates(rep_px, add_m, class_ids, diameters, rep_threshold=5.0,
         per_class["average"] = float(ok.mean()) if len(ok) else float("nan")
         result[metric] = per_class
     result["median_rep_px"] = float(np.median(rep_px)) if len(rep_px) else float("nan")
-    result["median_add_mm"] = float(np.median(add_m) * 1000.0) if len(add_m) else float("nan")
+    result["median_add_mm"] = float(np.median(add_m) * MM_PER_M) if len(add_m) else float("nan")
     result["num_samples"] = int(len(class_ids))
     return result

@@ -3,7 +3,7 @@
 PCK(t) of a keypoint = fraction of samples whose error is ``<= t``; the curve is averaged over keypoints
 (every keypoint visible in every sample, so this is the fraction over all (sample, keypoint) pairs).
 AUC = ``trapezoid(pck, t) / trapezoid(ones, t)``; the official range is 0-50 mm with 100 thresholds
-(official-data-eval.md §4.3, ecosystem.md C.3). A 20-50 mm AUC (common in older hand papers) is an extra.
+(docs/official-data.md §4.3, docs/libraries.md C.3). A 20-50 mm AUC (common in older hand papers) is an extra.
 
 Errors can be reduced once to *threshold bins* (uint8 per point), from which the curve on the same grid
 is exact; the evaluator stores bins instead of float errors to keep memory small.
