@@ -9,7 +9,7 @@ import sys
 
 def main(argv=None):
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # headless rendering; before anything imports OpenGL
-    from engine.predict.command import main as predict_main  # imported here: after PYOPENGL_PLATFORM is set
+    from engine.predict.command import main as predict_main  # lazy: fast --help, and after PYOPENGL_PLATFORM is set
 
     return predict_main(argv)
 
