@@ -63,7 +63,7 @@ def run_evaluation(argv, description: str, make_groups, table_name: str) -> dict
     from models import build_model
     from engine.reports import write_group_reports
     from engine.eval_pass import collect, group_reports, save_predictions
-    from utils.runtime import make_accelerator, progress, setup_logger
+    from utils.runtime import inference_model, make_accelerator, progress, setup_logger
 
     accelerator = make_accelerator()
     main = accelerator.is_main_process
@@ -71,6 +71,7 @@ def run_evaluation(argv, description: str, make_groups, table_name: str) -> dict
     logger = setup_logger("eval", model_dir / "test.log", main)
     model = build_model(cfg)
     load_eval_weights(model, args)
+    model = inference_model(model, cfg.test.channels_last, cfg.test.fuse_batchnorm)
     dataset = build_dataset(cfg, "test")
     loader = build_loader(cfg, "test", dataset)
     model, loader = accelerator.prepare(model, loader)
