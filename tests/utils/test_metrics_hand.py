@@ -5,7 +5,7 @@ import torch
 from scipy.linalg import orthogonal_procrustes
 from scipy.spatial.transform import Rotation
 
-from utils.metrics.fscore import f_scores, neighbours_within
+from utils.metrics.fscore import f_scores, nearest_neighbour_distances
 from utils.metrics.hand import (
     mean_point_error_mm,
     procrustes_align,
@@ -171,19 +171,15 @@ def test_f_score_constructed_point_sets():
 def test_f_score_is_strict_and_zero_when_nothing_matches():
     gt = np.zeros((2, 1, 3))
     pred = np.array([[[0.005, 0.0, 0.0]], [[0.5, 0.0, 0.0]]])
-    pred_within, gt_within = neighbours_within(pred, gt)
-    assert pred_within[0, 0].tolist() == [False, True] and gt_within[0, 0].tolist() == [False, True]
+    to_gt, to_pred = nearest_neighbour_distances(pred, gt)
+    assert to_gt[0, 0] == 0.005 and to_pred[0, 0] == 0.005
     np.testing.assert_array_equal(f_scores(pred, gt), [[0.0, 1.0], [0.0, 0.0]])
 
 
-def test_neighbours_within_match_brute_force_even_at_the_exact_distances():
-    """Thresholds set to actual nearest distances (ties with ``<``) and to values just around them."""
+def test_nearest_neighbour_distances_match_brute_force():
     rng = np.random.default_rng(6)
-    a, b = rng.normal(size=(20, 30, 3)) * 0.05 + 0.2, rng.normal(size=(20, 25, 3)) * 0.05 + 0.2
+    a, b = rng.normal(size=(5, 7, 3)), rng.normal(size=(5, 4, 3))
     dist = np.linalg.norm(a[:, :, None] - b[:, None], axis=-1)
-    ties = dist.min(axis=2)[0, :3]
-    thresholds = np.concatenate([ties, ties * (1 + 1e-9), ties * (1 - 1e-9), [0.005, 0.015]])
-    a_within, b_within = neighbours_within(a, b, thresholds)
-    np.testing.assert_array_equal(a_within, dist.min(axis=2)[..., None] < thresholds)
-    np.testing.assert_array_equal(b_within, dist.min(axis=1)[..., None] < thresholds)
-    assert a_within.dtype == bool and a_within.shape == (20, 30, 11) and b_within.shape == (20, 25, 11)
+    a_to_b, b_to_a = nearest_neighbour_distances(a, b)
+    np.testing.assert_allclose(a_to_b, dist.min(axis=2), rtol=1e-12)
+    np.testing.assert_allclose(b_to_a, dist.min(axis=1), rtol=1e-12)
