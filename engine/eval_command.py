@@ -71,6 +71,9 @@ def run_evaluation(argv, description: str, make_groups, table_name: str) -> dict
     logger = setup_logger("eval", model_dir / "test.log", main)
     model = build_model(cfg)
     load_eval_weights(model, args)
+    if cfg.test.channels_last or cfg.test.fuse_batchnorm:
+        logger.info("evaluation speed options: channels_last=%s fuse_batchnorm=%s", cfg.test.channels_last,
+                    cfg.test.fuse_batchnorm)
     model = inference_model(model, cfg.test.channels_last, cfg.test.fuse_batchnorm)
     dataset = build_dataset(cfg, "test")
     loader = build_loader(cfg, "test", dataset)
