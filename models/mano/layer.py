@@ -119,10 +119,11 @@ class ManoLayer(nn.Module):
         Runs at construction and after every ``load_state_dict``; call it after editing a ``th_*`` model
         buffer in place.
         """
-        self._skinning = pack_skinning_arrays(self.th_v_template, self.th_shapedirs, self.th_posedirs,
-                                              self.th_J_regressor, self.th_weights, self.kintree_parents)
+        arrays = pack_skinning_arrays(self.th_v_template, self.th_shapedirs, self.th_posedirs,
+                                      self.th_J_regressor, self.th_weights, self.kintree_parents)
         for field in SKINNING_TENSORS:
-            self.register_buffer(f"skin_{field}", getattr(self._skinning, field), persistent=False)
+            self.register_buffer(f"skin_{field}", getattr(arrays, field), persistent=False)
+        self._skinning = arrays._replace(**dict.fromkeys(SKINNING_TENSORS))  # index layout only; tensors above
 
     def _skinning_arrays(self) -> SkinningArrays:
         """The packed arrays, with the tensors as currently stored (device and dtype follow ``.to()``)."""

@@ -91,7 +91,7 @@ def test_loaded_model_buffers_are_used_and_the_layer_follows_dtype(mano_assets):
     layer = ManoLayer.from_assets(mano_assets["right"], use_pca=False)
     state = layer.state_dict()
     shifted = {**state, "th_v_template": state["th_v_template"] + 0.01, "th_shapedirs": state["th_shapedirs"] * 2}
-    layer.load_state_dict(shifted)
+    torch.nn.ModuleDict({"mano": layer}).load_state_dict({f"mano.{k}": v for k, v in shifted.items()})  # via a parent
     pose, betas = torch.zeros(1, 48), torch.ones(1, 10) * 0.3
     fresh = ManoLayer.from_assets(mano_assets["right"], use_pca=False)
     moved = fresh(pose, betas)[0] + 10.0 + 1000 * (torch.tensor(mano_assets["right"].shapedirs, dtype=torch.float32)
