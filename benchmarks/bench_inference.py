@@ -4,10 +4,15 @@ Compares, in the same run:
   official  - the official test path: ``torch.no_grad``, feature mappers computed and discarded
               (``net_forward(..., feature_mapping=True)``), contiguous (NCHW) tensors;
   ours      - ``model(batch)`` in eval mode: mappers skipped, ``torch.inference_mode``;
-  ours+cl   - as ``ours`` with the model and the input in channels-last memory format.
-Prints samples/s and the ratios to ``official``. Weights are random (speed does not depend on them).
+  ours+cl   - as ``ours`` with the model and the input in channels-last memory format;
+  ours+fast - ``utils.runtime.inference_model(model, channels_last=True, fuse_batchnorm=True)``, what
+              ``test.channels_last`` / ``test.fuse_batchnorm`` select in eval.py.
+Prints samples/s and the ratios to ``official``, and the largest joint / vertex difference (mm) of
+``ours+fast`` from ``ours``. Weights are random (speed does not depend on them). bf16 autocast is
+not offered: on CPUs without native bf16 (no avx512_bf16 / amx flags, as on the machine measured) it is
+slower than fp32.
 
-    python -m benchmarks.bench_inference [--mano_root DIR] [--repeats 3] [--batch_sizes 1 32]
+    python -m benchmarks.bench_inference [--mano_root DIR] [--repeats 3] [--batch_sizes 1 32] [--threads 2]
 
 Run from the repository root. The MANO folder comes from --mano_root, else $MANO_ROOT, else a stand-in
 generated into a temporary folder.
@@ -69,23 +74,31 @@ def main():
     parser.add_argument("--mano_root", default=None)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as scratch:
         mano_layer = right_hand_mano_layer(_mano_root(args.mano_root, scratch))
     model = UniHOPENet(mano_layer, input_size=128, obj_conf_layer_legacy=True).eval()
     model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    model_fast = inference_model(model, channels_last=True, fuse_batchnorm=True)
     print(f"UniHOPE 128 px legacy, CPU threads {torch.get_num_threads()}, best of {args.repeats} interleaved rounds")
-    print(f"{'batch':>5} {'official/s':>11} {'ours/s':>9} {'ours+cl/s':>10} {'ours/official':>14} "
-          f"{'ours+cl/official':>17}")
+    print(f"{'batch':>5} {'official/s':>11} {'ours/s':>9} {'ours+cl/s':>10} {'ours+fast/s':>12} "
+          f"{'ours/official':>14} {'ours+cl/official':>17} {'ours+fast/official':>19}")
     for batch_size in args.batch_sizes:
         batch = _batch(batch_size)
         batch_cl = dict(batch, img=batch["img"].contiguous(memory_format=torch.channels_last))
-        official, ours, ours_cl = _throughputs(
-            [(_official, model, batch), (_ours, model, batch), (_ours, model_cl, batch_cl)], args.repeats)
-        print(f"{batch_size:>5} {official:>11.2f} {ours:>9.2f} {ours_cl:>10.2f} {ours / official:>14.2f} "
-              f"{ours_cl / official:>17.2f}")
+        official, ours, ours_cl, fast = _throughputs(
+            [(_official, model, batch), (_ours, model, batch), (_ours, model_cl, batch_cl),
+             (_ours, model_fast, batch)], args.repeats)
+        print(f"{batch_size:>5} {official:>11.2f} {ours:>9.2f} {ours_cl:>10.2f} {fast:>12.2f} "
+              f"{ours / official:>14.2f} {ours_cl / official:>17.2f} {fast / official:>19.2f}")
+        reference, fast_out = _ours(model, batch), _ours(model_fast, batch)
+        for key in ("pred_joints3d_cam", "pred_verts3d_cam"):
+            diff = (reference[key] - fast_out[key]).abs().max().item() * 1000
+            print(f"      ours+fast vs ours, {key}: max difference {diff:.2e} mm")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ and per component (Procrustes, PCK/AUC, F-score). The F-score row also times a b
 ``torch.cdist`` alternative on a subset, the reason the evaluator keeps per-sample KD-trees.
 Prints samples/s and the speed-up ratios; checks that both paths give the same numbers.
 
-    python -m benchmarks.bench_metrics [--samples 10000] [--batch 500] [--dense_subset 1000]
+    python -m benchmarks.bench_metrics [--samples 10000] [--batch 500] [--dense_subset 1000] [--threads 2]
 
 Run from the repository root.
 """
@@ -123,7 +123,9 @@ def main():
     parser.add_argument("--samples", type=int, default=10000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--dense_subset", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     data = make_data(args.samples)
     n = args.samples
     print(f"{n} samples, 21 joints + 778 vertices, float64, torch threads {torch.get_num_threads()}")

@@ -25,7 +25,7 @@ from utils.hand_conventions import MM_PER_M
 from utils.mano_io import load_mano_assets, resolve_mano_root
 from utils.metrics.hand import point_errors, root_align, scale_translation_align
 from utils.metrics.pck import auc, pck_curve
-from utils.runtime import make_accelerator, progress, setup_logger
+from utils.runtime import inference_model, make_accelerator, progress, setup_logger
 
 
 def load_eval_weights(model, args) -> None:
@@ -63,6 +63,10 @@ def run_evaluation(args, make_groups, table_name: str) -> dict | None:
     logger = setup_logger("eval", model_dir / "test.log", main)
     model = build_model(cfg)
     load_eval_weights(model, args)
+    if cfg.test.channels_last or cfg.test.fuse_batchnorm:
+        logger.info("evaluation speed options: channels_last=%s fuse_batchnorm=%s", cfg.test.channels_last,
+                    cfg.test.fuse_batchnorm)
+    model = inference_model(model, cfg.test.channels_last, cfg.test.fuse_batchnorm)
     dataset = build_dataset(cfg, "test")
     loader = build_loader(cfg, "test", dataset)
     model, loader = accelerator.prepare(model, loader)

@@ -1,9 +1,8 @@
 """MANO test fixtures and an independent, loop-based reference of manopth's ManoLayer maths.
 
 manopth itself cannot be installed here (it needs chumpy), so :func:`manopth_reference` re-states its
-algorithm (reference: docs/libraries.md B.2) per sample and per joint in float64 numpy, with the textbook
-Rodrigues formula and manopth's cross-product 6D construction. Used by tests/test_mano_layer.py and
-benchmarks/bench_mano.py (the per-sample baseline).
+algorithm (docs/libraries.md B.2) per sample and per joint in float64 numpy, with the textbook
+Rodrigues formula and manopth's cross-product 6D construction. Used by tests/models/test_mano_layer.py.
 """
 from __future__ import annotations
 

@@ -16,6 +16,9 @@ Project extensions (keys the official code does not have or ignored):
     model.backbone      FPN trunk of UniHOPE / HFL-Net / HandOccNet / Semi-Hand: resnet50 (official), resnet34
                         or resnet18 (CPU-sized runs)
     model.roi_res       side of the ROI feature maps of HFL-Net / UniHOPE (official 32; smaller is cheaper)
+    test.channels_last, test.fuse_batchnorm
+                        evaluation speed options (default off = official fp32 NCHW; outputs equal to 1e-5):
+                        see utils.runtime.inference_model
 
 Official keys accepted without an effect here are listed, with what the official code did with them, in
 ``utils/config_effects.py``; the entry points warn about every one a config sets.
@@ -137,6 +140,8 @@ class TestSection:
     num_workers: int = 0
     shuffle: bool = False
     test_part: int = 0
+    channels_last: bool = False  # project: evaluate with NHWC weights/activations (utils.runtime.inference_model)
+    fuse_batchnorm: bool = False  # project: fold eval BatchNorms into the preceding convolutions
 
 
 @dataclass(frozen=True)

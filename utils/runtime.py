@@ -103,3 +103,48 @@ def resolve_mixed_precision(choice: str) -> str:
 def to_device(batch: dict, device) -> dict:
     """Tensors of ``batch`` moved to ``device`` (dtypes kept); other values passed through."""
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def _fuse_pairs(parent: torch.nn.Module, pairs) -> None:
+    """Fold each ``(conv name, batch-norm name)`` child pair of ``parent`` into the conv; the BN becomes Identity."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for conv_name, bn_name in pairs:
+        conv, bn = getattr(parent, conv_name), getattr(parent, bn_name)
+        if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d):
+            setattr(parent, conv_name, fuse_conv_bn_eval(conv, bn))
+            setattr(parent, bn_name, torch.nn.Identity())
+
+
+def inference_model(model: torch.nn.Module, channels_last: bool = False,
+                    fuse_batchnorm: bool = False) -> torch.nn.Module:
+    """The model as evaluation should run it: eval mode, optionally faster layouts; the input is not changed.
+
+    Args:
+        model: a model whose weights are already loaded.
+        channels_last: store 4-D weights (and so the activations of the convolutions) as NHWC, which the
+            CPU (oneDNN) and GPU convolution kernels run faster; outputs equal up to float rounding.
+        fuse_batchnorm: fold each eval-mode BatchNorm2d into the convolution right before it (in
+            ``nn.Sequential`` runs and torchvision ResNet blocks, the only places where the order is known);
+            outputs equal up to float rounding (tests/utils/test_runtime_inference.py checks 1e-5).
+    Returns:
+        ``model`` itself in eval mode when neither option is set, else an eval-mode copy (the weights of the
+        original stay as they were, so it can still be trained or saved as official weights).
+    """
+    if not (channels_last or fuse_batchnorm):
+        return model.eval()
+    import copy
+
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    fast = copy.deepcopy(model).eval()
+    if fuse_batchnorm:
+        for module in list(fast.modules()):
+            if isinstance(module, torch.nn.Sequential):
+                names = list(module._modules)
+                _fuse_pairs(module, zip(names, names[1:]))
+            elif isinstance(module, (BasicBlock, Bottleneck)):
+                _fuse_pairs(module, [(f"conv{i}", f"bn{i}") for i in (1, 2, 3) if hasattr(module, f"conv{i}")])
+    if channels_last:
+        fast = fast.to(memory_format=torch.channels_last)
+    return fast

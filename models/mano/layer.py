@@ -19,7 +19,7 @@ import os
 import torch
 from torch import nn
 
-from models.mano.lbs import kinematic_levels, lbs
+from models.mano.lbs import SkinningArrays, lbs, pack_skinning_arrays
 from utils.hand_conventions import MANO_SIDES, MANO_TO_MANOPTH_ORDER, MM_PER_M, ROOT_PALM_VERTS, fingertip_verts
 from utils.mano_io import ManoAssets, load_mano_assets, resolve_mano_root
 from utils.rotations import axis_angle_to_matrix, project_to_rotation, robust_rot6d_to_matrix, rot6d_to_matrix
@@ -27,6 +27,7 @@ from utils.rotations import axis_angle_to_matrix, project_to_rotation, robust_ro
 ROOT_ROT_MODES = ("axisang", "rot6d")
 JOINT_ROT_MODES = ("axisang", "rotmat")
 NUM_FINGER_POSE = 45
+SKINNING_TENSORS = ("blend_basis", "template", "joint_basis", "joint_template", "weights")
 
 
 class ManoLayer(nn.Module):
@@ -78,9 +79,10 @@ class ManoLayer(nn.Module):
         self.rot = 3 if root_rot_mode == "axisang" else 6
         self.fix_left_shapedirs = fix_left_shapedirs
         self.kintree_parents = [int(p) for p in assets.kintree_parents]
-        self.levels = kinematic_levels(self.kintree_parents)
         self.tip_verts = list(fingertip_verts(side))
         self._register_model_buffers(assets, ncomps)
+        self.refresh_skinning_arrays()
+        self.register_load_state_dict_post_hook(lambda module, _keys: module.refresh_skinning_arrays())
 
     @classmethod
     def from_assets(cls, assets: ManoAssets, **kwargs) -> "ManoLayer":
@@ -110,6 +112,22 @@ class ManoLayer(nn.Module):
         else:  # manopth registers only the mean as matrices in this mode (and never uses it in forward)
             self.register_buffer("th_hands_mean_rotmat", axis_angle_to_matrix(hands_mean.view(15, 3)))
 
+    def refresh_skinning_arrays(self) -> None:
+        """Repack the model buffers for :func:`models.mano.lbs.lbs` (non-persistent ``skin_*`` buffers).
+
+        Runs at construction and after every ``load_state_dict``; call it after editing a ``th_*`` model
+        buffer in place.
+        """
+        arrays = pack_skinning_arrays(self.th_v_template, self.th_shapedirs, self.th_posedirs,
+                                      self.th_J_regressor, self.th_weights, self.kintree_parents)
+        for field in SKINNING_TENSORS:
+            self.register_buffer(f"skin_{field}", getattr(arrays, field), persistent=False)
+        self._skinning = arrays._replace(**dict.fromkeys(SKINNING_TENSORS))  # index layout only; tensors above
+
+    def _skinning_arrays(self) -> SkinningArrays:
+        """The packed arrays, with the tensors as currently stored (device and dtype follow ``.to()``)."""
+        return self._skinning._replace(**{field: getattr(self, f"skin_{field}") for field in SKINNING_TENSORS})
+
     def forward(self, pose_coeffs: torch.Tensor, betas: torch.Tensor | None = None,
                 trans: torch.Tensor | None = None, root_palm: bool = False,
                 share_betas: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,14 +145,11 @@ class ManoLayer(nn.Module):
             root joint (plus ``trans``); joints in manopth order (wrist, thumb1-4, index1-4, middle1-4,
             ring1-4, little1-4).
         """
-        root_rot, finger_rots = self._rotations(pose_coeffs)
         if betas is None or betas.numel() == 1:
             betas = self.th_betas
         elif share_betas:
             betas = betas.mean(0, keepdim=True)
-        rotmats = torch.cat([root_rot.unsqueeze(1), finger_rots], dim=1)  # (B, 16, 3, 3)
-        verts, joints = lbs(betas, rotmats, self.th_v_template, self.th_shapedirs, self.th_posedirs,
-                            self.th_J_regressor, self.th_weights, self.kintree_parents, self.levels)
+        verts, joints = lbs(betas, self._rotations(pose_coeffs), self._skinning_arrays())
         if root_palm:
             palm = verts[:, list(ROOT_PALM_VERTS)].mean(1, keepdim=True)
             joints = torch.cat([palm, joints[:, 1:]], dim=1)
@@ -147,13 +162,12 @@ class ManoLayer(nn.Module):
             joints, verts = joints + trans.unsqueeze(1), verts + trans.unsqueeze(1)
         return verts * MM_PER_M, joints * MM_PER_M
 
-    def _rotations(self, pose_coeffs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pose input -> root rotation (B, 3, 3) and finger joint rotations (B, 15, 3, 3)."""
+    def _rotations(self, pose_coeffs: torch.Tensor) -> torch.Tensor:
+        """Pose input -> local joint rotations (B, 16, 3, 3), MANO joint order (0 = global rotation)."""
         if self.joint_rot_mode == "rotmat":
             if pose_coeffs.dim() != 4 or pose_coeffs.shape[1:] != (16, 3, 3):
                 raise ValueError(f"joint_rot_mode='rotmat' expects pose (B, 16, 3, 3), got {tuple(pose_coeffs.shape)}")
-            rots = project_to_rotation(pose_coeffs)
-            return rots[:, 0], rots[:, 1:]
+            return project_to_rotation(pose_coeffs)
         width = self.rot + self.ncomps
         if pose_coeffs.dim() != 2 or pose_coeffs.shape[1] < width:
             kind = f"{self.ncomps} PCA coefficients" if self.use_pca else "45 finger axis-angles"
@@ -162,11 +176,11 @@ class ManoLayer(nn.Module):
         batch = pose_coeffs.shape[0]
         hand = pose_coeffs[:, self.rot:width]
         if self.use_pca:
-            hand = hand @ self.th_selected_comps
-        finger_rots = axis_angle_to_matrix((self.th_hands_mean + hand).view(batch, 15, 3))
-        root = pose_coeffs[:, :self.rot]
-        if self.root_rot_mode == "axisang":
-            root_rot = axis_angle_to_matrix(root)
+            hand = torch.addmm(self.th_hands_mean, hand, self.th_selected_comps)  # (B, 45) axis-angles
         else:
-            root_rot = (robust_rot6d_to_matrix if self.robust_rot else rot6d_to_matrix)(root)
-        return root_rot, finger_rots
+            hand = self.th_hands_mean + hand
+        root = pose_coeffs[:, :self.rot]
+        if self.root_rot_mode == "axisang":  # one Rodrigues call for all 16 joints
+            return axis_angle_to_matrix(torch.cat([root, hand], dim=1).view(batch, 16, 3))
+        root_rot = (robust_rot6d_to_matrix if self.robust_rot else rot6d_to_matrix)(root)
+        return torch.cat([root_rot.unsqueeze(1), axis_angle_to_matrix(hand.view(batch, 15, 3))], dim=1)

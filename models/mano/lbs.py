@@ -1,50 +1,28 @@
 """Linear blend skinning for MANO, as pure batched functions (no python loop over the batch).
 
 Frames and units: everything in the MANO template frame, in the unit of the model arrays (metres).
-Notation: B batch, V vertices (778), J joints (16), P = 9 * (J - 1) pose-blend features (135).
-The maths is manopth's (reference: docs/libraries.md B.2, docs/official-model.md §3): rest joints are regressed from
+Notation: B batch, V vertices (778), J joints (16), K shape coefficients (10), P = 9 (J - 1) pose-blend
+features (135).
+The maths is manopth's (docs/libraries.md B.2, docs/official-model.md §3): rest joints are regressed from
 the shaped (not pose-corrected) vertices; joint j's local transform is ``[R_j | J_j - J_parent(j)]``;
 vertices are skinned with ``T_j @ [I | -J_j]``.
+
+For speed the model arrays are first repacked once by :func:`pack_skinning_arrays` (a
+:class:`SkinningArrays`): shape and pose blend shapes stacked into one coordinate-major basis, so the
+posed rest vertices are one matrix product; the joint regressor folded into the shape basis (joints are
+linear in the betas); joints kept in kinematic-level order, so each tree level is a contiguous slice.
+Skinning is then one (B * 12, J) x (J, V) product of the blended 3x4 transforms (as manopth does it)
+followed by three multiply-adds.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 
 from utils.rotations import axis_angle_to_matrix as batch_rodrigues  # manopth's quaternion Rodrigues
 
-__all__ = ["batch_rodrigues", "shape_blend", "pose_blend", "kinematic_levels", "forward_kinematics",
-           "skin_vertices", "lbs"]
-
-
-def shape_blend(betas: torch.Tensor, shapedirs: torch.Tensor, v_template: torch.Tensor) -> torch.Tensor:
-    """Shaped rest vertices ``v_template + shapedirs . betas``.
-
-    Args:
-        betas: (B, K) shape coefficients.
-        shapedirs: (V, 3, K) shape blend shapes.
-        v_template: (V, 3) or (1, V, 3) template vertices.
-    Returns:
-        (B, V, 3).
-    """
-    offsets = betas @ shapedirs.reshape(-1, shapedirs.shape[-1]).T  # (B, V * 3)
-    return offsets.reshape(betas.shape[0], -1, 3) + v_template.reshape(1, -1, 3)
-
-
-def pose_blend(rotmats: torch.Tensor, posedirs: torch.Tensor) -> torch.Tensor:
-    """Pose-corrective vertex offsets from the non-root joint rotations.
-
-    Args:
-        rotmats: (B, J - 1, 3, 3) rotations of joints 1..J-1.
-        posedirs: (V, 3, 9 (J - 1)) pose blend shapes, feature = row-major flattened ``R - I`` per joint.
-    Returns:
-        (B, V, 3) offsets.
-    """
-    eye = torch.eye(3, dtype=rotmats.dtype, device=rotmats.device)
-    pose_feature = (rotmats - eye).reshape(rotmats.shape[0], -1)  # (B, P)
-    offsets = pose_feature @ posedirs.reshape(-1, posedirs.shape[-1]).T  # (B, V * 3)
-    return offsets.reshape(rotmats.shape[0], -1, 3)
+__all__ = ["batch_rodrigues", "kinematic_levels", "SkinningArrays", "pack_skinning_arrays", "lbs"]
 
 
 def kinematic_levels(parents: Sequence[int]) -> list[list[int]]:
@@ -64,75 +42,104 @@ def kinematic_levels(parents: Sequence[int]) -> list[list[int]]:
     return levels
 
 
-def _homogeneous(rot: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
-    """(..., 3, 3) rotation and (..., 3) translation -> (..., 4, 4) rigid transform."""
-    top = torch.cat([rot, trans.unsqueeze(-1)], dim=-1)  # (..., 3, 4)
-    bottom = torch.zeros_like(top[..., :1, :])
-    bottom[..., 0, 3] = 1.0
-    return torch.cat([top, bottom], dim=-2)
+class SkinningArrays(NamedTuple):
+    """MANO arrays repacked for :func:`lbs` (all float, on the model's device).
+
+    Joints are in *level order* (root, then the joints of each :func:`kinematic_levels` level in turn).
+    """
+    blend_basis: torch.Tensor  # (K + P, 3 V): rows = shape then pose blend shapes, columns x-block, y, z
+    template: torch.Tensor  # (3 V,) template vertices, same column layout
+    joint_basis: torch.Tensor  # (K, 2 J 3): rest joints then local offsets (joint - parent), per beta
+    joint_template: torch.Tensor  # (2 J 3,) the same for the template
+    weights: torch.Tensor  # (V, J) skinning weights, columns in level order
+    level_order: tuple[int, ...]  # MANO joint id of each level-order position
+    mano_order: tuple[int, ...]  # level-order position of each MANO joint
+    level_slices: tuple[tuple[int, int], ...]  # [start, stop) of each level in level order
+    parent_slots: tuple[tuple[int, ...] | None, ...]  # parent positions inside the previous level; None = same
 
 
-def forward_kinematics(rotmats: torch.Tensor, joints: torch.Tensor, parents: Sequence[int],
-                       levels: Sequence[Sequence[int]]) -> torch.Tensor:
-    """World transforms of all joints, computed level by level (one batched matmul per tree level).
+def pack_skinning_arrays(v_template: torch.Tensor, shapedirs: torch.Tensor, posedirs: torch.Tensor,
+                         J_regressor: torch.Tensor, weights: torch.Tensor, parents: Sequence[int]) -> SkinningArrays:
+    """Repack the model arrays for :func:`lbs` (products folded in float64, stored in the input dtype).
 
     Args:
-        rotmats: (B, J, 3, 3) local rotations (joint 0 = global rotation).
-        joints: (B, J, 3) rest-pose joint positions.
-        parents: (J,) parent of each joint, -1 for the root (joint 0).
-        levels: :func:`kinematic_levels` of ``parents``.
-    Returns:
-        (B, J, 4, 4) transforms; ``[..., :3, 3]`` are the posed joint positions.
+        v_template (V, 3) or (1, V, 3), shapedirs (V, 3, K), posedirs (V, 3, P), J_regressor (J, V),
+        weights (V, J): model arrays; parents (J,): parent of each joint, -1 for the root.
     """
-    num_joints = joints.shape[1]
-    transforms = {0: _homogeneous(rotmats[:, 0], joints[:, 0])}
+    dtype, num_verts = shapedirs.dtype, shapedirs.shape[0]
+    levels = kinematic_levels(parents)
+    level_order = [0] + [j for level in levels for j in level]
+    position = {joint: i for i, joint in enumerate(level_order)}
+    basis = torch.cat([shapedirs, posedirs], dim=-1).permute(2, 1, 0).reshape(-1, 3 * num_verts)
+    template = v_template.reshape(num_verts, 3).double()
+    # joints and local offsets are linear in the shaped vertices: fold the regressor into the bases
+    parent_pick = torch.zeros(len(parents), len(parents), dtype=torch.float64)
+    for joint, parent in enumerate(parents):
+        if parent >= 0:
+            parent_pick[joint, parent] = 1.0
+    regressor = J_regressor.double()[level_order]  # (J, V) level order
+    to_offsets = torch.eye(len(parents), dtype=torch.float64) - parent_pick[level_order][:, level_order]
+    regressors = torch.cat([regressor, to_offsets @ regressor])  # (2 J, V)
+    joint_basis = torch.einsum("jv,vck->kjc", regressors, shapedirs.double()).reshape(shapedirs.shape[-1], -1)
+    joint_template = (regressors @ template).reshape(-1)
+    slices, parent_slots, start = [], [], 1
+    previous = [0]
     for level in levels:
-        parent_ids = [parents[j] for j in level]
-        local = _homogeneous(rotmats[:, level], joints[:, level] - joints[:, parent_ids])  # (B, L, 4, 4)
-        parent_transforms = torch.stack([transforms[p] for p in parent_ids], dim=1)  # (B, L, 4, 4)
-        for j, transform in zip(level, (parent_transforms @ local).unbind(1)):
-            transforms[j] = transform
-    return torch.stack([transforms[j] for j in range(num_joints)], dim=1)
+        slices.append((start, start + len(level)))
+        slots = tuple(previous.index(parents[j]) for j in level)
+        same = slots == tuple(range(len(level))) or len(previous) == 1
+        parent_slots.append(None if same else slots)
+        previous, start = level, start + len(level)
+    return SkinningArrays(
+        blend_basis=basis.contiguous(), template=template.T.reshape(-1).to(dtype),
+        joint_basis=joint_basis.to(dtype), joint_template=joint_template.to(dtype),
+        weights=weights[:, level_order].contiguous(), level_order=tuple(level_order),
+        mano_order=tuple(position[j] for j in range(len(parents))), level_slices=tuple(slices),
+        parent_slots=tuple(parent_slots))
 
 
-def skin_vertices(v_posed: torch.Tensor, joints: torch.Tensor, transforms: torch.Tensor,
-                  weights: torch.Tensor) -> torch.Tensor:
-    """Linear blend skinning.
+def _chain(local: torch.Tensor, arrays: SkinningArrays) -> torch.Tensor:
+    """World 3x4 transforms from local ones, one batched product per tree level.
 
     Args:
-        v_posed: (B, V, 3) rest vertices with shape and pose corrections.
-        joints: (B, J, 3) rest joint positions.
-        transforms: (B, J, 4, 4) world joint transforms from :func:`forward_kinematics`.
-        weights: (V, J) skinning weights.
+        local: (B, J, 3, 4) ``[R_j | J_j - J_parent]`` in level order (root: ``[R_0 | J_0]``).
     Returns:
-        (B, V, 3) posed vertices.
+        (B, J, 3, 4) ``[R_world | posed joint]`` in level order.
     """
-    rot = transforms[..., :3, :3]  # (B, J, 3, 3)
-    trans = transforms[..., :3, 3] - (rot @ joints.unsqueeze(-1)).squeeze(-1)  # (B, J, 3): T_j @ [I | -J_j]
-    batch, num_joints = rot.shape[:2]
-    vert_rot = (weights @ rot.reshape(batch, num_joints, 9)).reshape(batch, -1, 3, 3)  # (B, V, 3, 3)
-    vert_trans = weights @ trans  # (B, V, 3)
-    return (vert_rot * v_posed.unsqueeze(-2)).sum(-1) + vert_trans
+    world = [local[:, :1]]
+    for (start, stop), slots in zip(arrays.level_slices, arrays.parent_slots):
+        parent = world[-1] if slots is None else world[-1][:, list(slots)]
+        level = torch.matmul(parent[..., :3], local[:, start:stop])  # (B, L, 3, 4)
+        level[..., 3] += parent[..., 3]
+        world.append(level)
+    return torch.cat(world, dim=1)
 
 
-def lbs(betas: torch.Tensor, rotmats: torch.Tensor, v_template: torch.Tensor, shapedirs: torch.Tensor,
-        posedirs: torch.Tensor, J_regressor: torch.Tensor, weights: torch.Tensor, parents: Sequence[int],
-        levels: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Full MANO skinning: shape blend, joint regression, pose blend, kinematic chain, skinning.
+def lbs(betas: torch.Tensor, rotmats: torch.Tensor, arrays: SkinningArrays) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full MANO skinning: shape and pose blend, joint regression, kinematic chain, skinning.
 
     Args:
         betas: (B, K) or (1, K) (broadcast over the batch).
-        rotmats: (B, J, 3, 3) local joint rotations, joint 0 = global rotation.
-        v_template (V, 3) or (1, V, 3), shapedirs (V, 3, K), posedirs (V, 3, 9 (J-1)), J_regressor (J, V),
-        weights (V, J): model arrays.
-        parents, levels: kinematic tree and its :func:`kinematic_levels`.
+        rotmats: (B, J, 3, 3) local joint rotations in MANO joint order, joint 0 = global rotation.
+        arrays: the model's :func:`pack_skinning_arrays`.
     Returns:
-        verts (B, V, 3) and posed joints (B, J, 3), both in the model's unit and template frame.
+        verts (B, V, 3) and posed joints (B, J, 3, MANO order), both in the model's unit and template frame.
     """
-    batch = rotmats.shape[0]
-    v_shaped = shape_blend(betas, shapedirs, v_template)  # (B or 1, V, 3)
-    joints_rest = (J_regressor @ v_shaped).expand(batch, -1, -1)  # (B, J, 3)
-    v_posed = v_shaped + pose_blend(rotmats[:, 1:], posedirs)  # (B, V, 3)
-    transforms = forward_kinematics(rotmats, joints_rest, parents, levels)
-    verts = skin_vertices(v_posed, joints_rest, transforms, weights)
-    return verts, transforms[..., :3, 3]
+    batch, num_joints = rotmats.shape[:2]
+    eye = torch.eye(3, dtype=rotmats.dtype, device=rotmats.device)
+    features = torch.cat([betas.expand(batch, -1), (rotmats[:, 1:] - eye).reshape(batch, -1)], dim=1)
+    v_posed = torch.addmm(arrays.template, features, arrays.blend_basis).view(batch, 3, -1)  # (B, 3, V)
+    rest = torch.addmm(arrays.joint_template, betas, arrays.joint_basis).view(-1, 2, num_joints, 3)
+    joints, offsets = rest.expand(batch, -1, -1, -1).unbind(1)  # (B, J, 3) each, level order
+    local = torch.cat([rotmats[:, list(arrays.level_order)], offsets.unsqueeze(-1)], dim=-1)  # (B, J, 3, 4)
+    world = _chain(local, arrays)
+    # T_j @ [I | -J_j]: rotation kept, translation = posed joint - R_world J_j
+    shift = world[..., 3] - torch.matmul(world[..., :3], joints.unsqueeze(-1)).squeeze(-1)
+    skin = torch.cat([world[..., :3], shift.unsqueeze(-1)], dim=-1)  # (B, J, 3, 4)
+    skin = skin.reshape(batch, num_joints, 12).transpose(1, 2).reshape(batch * 12, num_joints)
+    per_vertex = torch.mm(skin, arrays.weights.T).view(batch, 3, 4, -1)  # (B, 3 rows, 4 columns, V)
+    verts = per_vertex[:, :, 3]
+    for axis in range(3):
+        verts = torch.addcmul(verts, per_vertex[:, :, axis], v_posed[:, axis:axis + 1])
+    posed_joints = world[:, list(arrays.mano_order), :, 3]
+    return verts.transpose(1, 2), posed_joints

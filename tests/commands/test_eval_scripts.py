@@ -43,10 +43,10 @@ def _copy_experiment(src: Path, dst: Path) -> Path:
     return dst
 
 
-def _run(script, model_dir, processes):
+def _run(script, model_dir, processes, extra=()):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
     args = [str(ROOT / script), "--model_dir", str(model_dir), "--resume", str(model_dir / "test_model_best.pth"),
-            "--no_plots"]
+            "--no_plots", *extra]
     if processes == 1:
         cmd = [sys.executable, *args]
     else:
@@ -73,6 +73,17 @@ def _assert_same_scores(a, b):
                 assert math.isclose(value, b[key], rel_tol=1e-4, abs_tol=1e-6), (key, value, b[key])
         elif not isinstance(value, dict):
             assert value == b[key], key
+
+
+@pytest.mark.slow
+def test_eval_speed_options_give_the_same_scores(experiment, tmp_path):
+    plain = _copy_experiment(experiment, tmp_path / "plain")
+    fast = _copy_experiment(experiment, tmp_path / "fast")
+    _run("eval.py", plain, 1)
+    _run("eval.py", fast, 1, ["--set", "test.channels_last=true", "--set", "test.fuse_batchnorm=true"])
+    _assert_same_scores(_scores(plain / "all"), _scores(fast / "all"))
+    log = (fast / "test.log").read_text()
+    assert "channels_last=True fuse_batchnorm=True" in log and "fuse_batchnorm" not in (plain / "test.log").read_text()
 
 
 @pytest.mark.slow

@@ -5,8 +5,9 @@ import torch
 
 from fixtures_mano import manopth_reference
 from models.mano import ManoLayer
-from models.mano.lbs import kinematic_levels
+from models.mano.lbs import kinematic_levels, lbs, pack_skinning_arrays
 from utils.hand_conventions import MANO_TO_MANOPTH_ORDER
+from utils.rotations import axis_angle_to_matrix
 
 OFFICIAL_BUFFERS = [("th_betas", (1, 10)), ("th_shapedirs", (778, 3, 10)), ("th_posedirs", (778, 3, 135)),
                     ("th_v_template", (1, 778, 3)), ("th_J_regressor", (16, 778)), ("th_weights", (778, 16)),
@@ -53,6 +54,50 @@ def test_kinematic_levels_match_manopth():
     parents = [-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14]
     assert kinematic_levels(parents) == [[1, 4, 7, 10, 13], [2, 5, 8, 11, 14], [3, 6, 9, 12, 15]]
 
+
+
+def test_lbs_on_a_tree_whose_levels_are_not_aligned_chains():
+    """Joint 3 hangs under joint 2, the second joint of level 1: the chain must pick that parent, and the
+    vertices must be the weighted 4x4 transforms ``T_j [I | -J_j]`` applied one joint at a time."""
+    gen = torch.Generator().manual_seed(0)
+    parents, num_verts = [-1, 0, 0, 2], 6
+    template = torch.randn(num_verts, 3, generator=gen, dtype=torch.float64)
+    shapedirs = torch.randn(num_verts, 3, 2, generator=gen, dtype=torch.float64) * 0.1
+    posedirs = torch.randn(num_verts, 3, 27, generator=gen, dtype=torch.float64) * 0.1
+    regressor = torch.softmax(torch.randn(4, num_verts, generator=gen, dtype=torch.float64), dim=1)
+    weights = torch.softmax(torch.randn(num_verts, 4, generator=gen, dtype=torch.float64), dim=1)
+    betas = torch.randn(2, 2, generator=gen, dtype=torch.float64)
+    rotmats = axis_angle_to_matrix(torch.randn(2, 4, 3, generator=gen, dtype=torch.float64))
+    verts, joints = lbs(betas, rotmats, pack_skinning_arrays(template, shapedirs, posedirs, regressor, weights,
+                                                             parents))
+    for b in range(2):
+        shaped = template + shapedirs @ betas[b]
+        rest = regressor @ shaped
+        posed = shaped + posedirs @ (rotmats[b, 1:] - torch.eye(3, dtype=torch.float64)).reshape(-1)
+        world = []
+        for j, parent in enumerate(parents):
+            local = torch.eye(4, dtype=torch.float64)
+            local[:3, :3], local[:3, 3] = rotmats[b, j], rest[j] - (rest[parent] if parent >= 0 else 0)
+            world.append(local if parent < 0 else world[parent] @ local)
+        assert torch.allclose(joints[b], torch.stack([w[:3, 3] for w in world]))
+        skin = [w @ torch.cat([torch.cat([torch.eye(3, dtype=torch.float64), -rest[j, :, None]], 1),
+                                torch.tensor([[0.0, 0, 0, 1]], dtype=torch.float64)]) for j, w in enumerate(world)]
+        blended = torch.einsum("vj,jab->vab", weights, torch.stack(skin))
+        expected = (blended[:, :3, :3] @ posed.unsqueeze(-1)).squeeze(-1) + blended[:, :3, 3]
+        assert torch.allclose(verts[b], expected)
+
+
+def test_loaded_model_buffers_are_used_and_the_layer_follows_dtype(mano_assets):
+    layer = ManoLayer.from_assets(mano_assets["right"], use_pca=False)
+    state = layer.state_dict()
+    shifted = {**state, "th_v_template": state["th_v_template"] + 0.01, "th_shapedirs": state["th_shapedirs"] * 2}
+    torch.nn.ModuleDict({"mano": layer}).load_state_dict({f"mano.{k}": v for k, v in shifted.items()})  # via a parent
+    pose, betas = torch.zeros(1, 48), torch.ones(1, 10) * 0.3
+    fresh = ManoLayer.from_assets(mano_assets["right"], use_pca=False)
+    moved = fresh(pose, betas)[0] + 10.0 + 1000 * (torch.tensor(mano_assets["right"].shapedirs, dtype=torch.float32)
+                                                  @ betas[0])
+    assert torch.allclose(layer(pose, betas)[0][0], moved[0], atol=1e-3)
+    assert layer.double()(pose.double(), betas.double())[0].dtype == torch.float64
 
 @pytest.mark.parametrize("mode", [
     dict(use_pca=True, ncomps=6, flat_hand_mean=True, center_idx=None),

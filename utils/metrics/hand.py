@@ -92,7 +92,7 @@ def similarity_procrustes(pred, gt, allow_reflection=True):
     pred_c, gt_c = pred - mean_pred[:, None], gt - mean_gt[:, None]
     norm_pred = np.linalg.norm(pred_c, axis=(1, 2)) + _NORM_EPS  # (B,)
     norm_gt = np.linalg.norm(gt_c, axis=(1, 2)) + _NORM_EPS
-    cross = np.einsum("bpi,bpj->bij", gt_c, pred_c) / (norm_gt * norm_pred)[:, None, None]  # gt_nᵀ pred_n
+    cross = np.matmul(gt_c.transpose(0, 2, 1), pred_c) / (norm_gt * norm_pred)[:, None, None]  # gt_nᵀ pred_n
     u, sing, vt = np.linalg.svd(cross)  # (B,3,3), (B,3), (B,3,3)
     if not allow_reflection:
         flip = np.linalg.det(u @ vt) < 0  # (B,)
@@ -108,7 +108,7 @@ def procrustes_align(pred, gt, allow_reflection=True):
     """``pred`` (B, P, 3) after the per-sample similarity Procrustes onto ``gt`` (B, P, 3); new array."""
     scale, rotation, translation = similarity_procrustes(pred, gt, allow_reflection)
     pred = as_points(pred, "pred")
-    return scale[:, None, None] * np.einsum("bpj,bij->bpi", pred, rotation) + translation[:, None]
+    return scale[:, None, None] * np.matmul(pred, rotation.transpose(0, 2, 1)) + translation[:, None]
 
 
 def scale_translation_align(pred, gt, bone=(0, 9)):
