@@ -9,7 +9,7 @@ contrastive pairs) on a synthetic DexYCB-format tree and times, in one run with 
               the largest parameter difference after one step is printed).
 Prints the best time of each, each part's share of a step, and the step ratio loop / fused.
 
-    python -m benchmarks.bench_train_step [--data_root outputs/demo/data --mano_root outputs/demo/mano]
+    python -m benchmarks.bench_demo_step [--data_root outputs/demo/data --mano_root outputs/demo/mano]
 
 Without ``--data_root`` a small tree (50 sequences x 4 frames x 1 camera) is rendered into a temporary
 folder first (about 2 minutes on 2 cores).
