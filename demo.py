@@ -44,7 +44,7 @@ def run(step: str, cmd: list[str]) -> None:
     """Run one pipeline command from the repository root, streaming its output."""
     print(f"\n=== {step}\n$ {' '.join(cmd)}", flush=True)
     start = time.time()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", "egl")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run(cmd, cwd=ROOT, env=env, check=True)
     print(f"=== {step}: {time.time() - start:.0f} s", flush=True)
 

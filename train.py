@@ -27,7 +27,6 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     args = parse_args(argv)
     cfg = load_run_config(args)
 

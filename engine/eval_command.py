@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from engine.cli import base_parser, load_run_config
@@ -55,7 +54,6 @@ def run_evaluation(argv, description: str, make_groups, table_name: str) -> dict
         table_name: file name of the combined table in ``<model_dir>``.
     Returns the reports on the main process, None elsewhere.
     """
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     args = eval_parser(description).parse_args(argv)
     cfg = load_run_config(args, extra_overrides=['data.eval_type=["test"]'])
 

@@ -43,7 +43,6 @@ _WORKER = {}
 
 
 def _start_worker(root: str, mano_root: str, seed: int, intrinsics: dict) -> None:
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # worker processes are entry points of their own
     import torch
 
     from data_creation.synthetic.sequence_writer import SequenceWriter
@@ -152,7 +151,6 @@ def main(argv=None) -> None:
                         help="setups to run the data-creation pipeline for (none: give the flag alone)")
     parser.add_argument("--sheet", default=None, help="also write an overlay sheet PNG here")
     args = parser.parse_args(argv)
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # entry point: headless rendering
     from utils.mano_io import resolve_mano_root
 
     mano_root = resolve_mano_root(args.mano_root)
