@@ -16,6 +16,11 @@ Project extensions (keys the official code does not have or ignored):
     model.backbone      FPN trunk of UniHOPE / HFL-Net / HandOccNet / Semi-Hand: resnet50 (official), resnet34
                         or resnet18 (CPU-sized runs)
     model.roi_res       side of the ROI feature maps of HFL-Net / UniHOPE (official 32; smaller is cheaper)
+    train.mixed_precision  autocast in training: no (official), bf16, fp16, or auto (bf16 where the GPU / CPU
+                        has native bf16 instructions, else no)
+    train.channels_last train the convolutions with channels-last (NHWC) weights and images (faster on GPUs)
+    train.tf32          fp32 matrix products in TF32 on CUDA (faster, ~1e-3 relative rounding; official: off)
+    train.compile       torch.compile the model's forward for training
 
 Usage::
 
@@ -118,6 +123,9 @@ class TrainSection:
     not_load_rot_reg: bool = False
     freeze_model: bool = False
     mixed_precision: str = "no"
+    channels_last: bool = False
+    tf32: bool = False
+    compile: bool = False
 
 
 @dataclass(frozen=True)
