@@ -45,7 +45,9 @@ suite=$!
 timeout "$together" $PY demo.py --out "$DEMO" --workers 10 >"$LOG/demo.log" 2>&1 || echo "exit $?" >>"$LOG/demo.log"
 wait "$suite"; status=$?
 [ "$status" = 124 ] && echo "suite stopped at the time limit" >>"$LOG/suite.log"
-grep -E "(FAILED|ERROR)( |$)" "$LOG/suite.log" | sed -E 's/^\[gw[0-9]+\] \[ *[0-9]+%\] //' | sort -u >"$LOG/failures.txt"
+# failure names, one each (the reasons are in suite.log), also when the time limit cut the run before its summary
+grep -E "(FAILED|ERROR) tests/" "$LOG/suite.log" | sed -E 's/^\[gw[0-9]+\] \[ *[0-9]+%\] //; s/ - .*$//' \
+    | sort -u >"$LOG/failures.txt"
 
 # 4. The loader on the demo's data at 128 px: samples/s per worker against the measured step rate.
 rate=$($PY -c "import json, sys; r = json.load(open(sys.argv[1]))['results']; print(round(r[-1]['samples_per_s']))" \
