@@ -183,6 +183,8 @@ class Config:
 
 
 SECTIONS = {f.name: f.default_factory for f in fields(Config) if f.name != "source"}
+# Keys whose value must be one of a few names.
+CHOICES = {("train", "mixed_precision"): ("no", "bf16", "fp16", "auto")}
 
 # Official keys the SimpleHand configs put in `train` rather than `optimizer` (both places are accepted).
 _TRAIN_ALIASES_TO_OPTIMIZER = ("warmup_epoch", "minibatch_per_epoch", "base_lr")
@@ -221,6 +223,9 @@ def _build_section(name: str, values: dict, source: str):
         if key not in known:
             raise ConfigError(f"{source}: unknown key '{name}.{key}'{_suggest(key, known)}")
         clean[key] = _check_type(value, getattr(defaults, key), f"{source}: key '{name}.{key}'")
+        choices = CHOICES.get((name, key))
+        if choices is not None and value not in choices:
+            raise ConfigError(f"{source}: key '{name}.{key}' must be one of {list(choices)}, got {value!r}")
     return section_cls(**clean)
 
 

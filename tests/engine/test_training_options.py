@@ -12,7 +12,7 @@ from datasets.registry import build_loader
 from engine.fit import RunCheckpoints, fit, make_trainer, restore
 from engine.trainer import build_optimizer, channels_last_images
 from utils.checkpoint import save_checkpoint
-from utils.config import config_from_dict, load_config
+from utils.config import ConfigError, config_from_dict, load_config
 from utils.runtime import allow_tf32_matmul, make_accelerator, resolve_mixed_precision, training_device_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,9 +136,12 @@ def test_tf32_switches_cuda_matmuls_only():
         torch.backends.cuda.matmul.fp32_precision = cuda_before
 
 
-def test_mixed_precision_rejects_unknown_values():
+def test_mixed_precision_rejects_unknown_values(tmp_path):
     with pytest.raises(ValueError, match=r"train.mixed_precision must be one of .*got 'bf32'"):
         resolve_mixed_precision("bf32")
+    with pytest.raises(ConfigError, match=r"<x>: key 'train.mixed_precision' must be one of \['no', 'bf16', 'fp16', "
+                                          r"'auto'\], got 'bf32'"):
+        config_from_dict({"train": {"mixed_precision": "bf32"}}, source="<x>")
 
 
 @pytest.mark.parametrize("workers", [0, 2])
