@@ -68,10 +68,16 @@ def occlusion_ratios(keys: Sequence[str], path: Path) -> np.ndarray:
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB image; FileNotFoundError naming the path if it cannot be read."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    """(H, W, 3) uint8 RGB image; FileNotFoundError naming the path if it is missing, truncated or not an image.
+
+    The bytes are decoded with ``cv2.imdecode``, which refuses a truncated JPEG; ``cv2.imread`` would fill the
+    missing part with grey and only print a warning.
+    """
+    path = Path(path)
+    data = np.fromfile(path, dtype=np.uint8) if path.is_file() else np.empty(0, np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
-        raise FileNotFoundError(f"image not found or unreadable: {path}")
+        raise FileNotFoundError(f"image not found, truncated or unreadable: {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

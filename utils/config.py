@@ -22,6 +22,9 @@ Project extensions (keys the official code does not have or ignored):
     train.tf32          fp32 matrix products in TF32 on CUDA (faster, ~1e-3 relative rounding; official: off)
     train.compile       torch.compile the model's forward for training
 
+Official keys accepted without an effect here are listed, with what the official code did with them, in
+``utils/config_effects.py``; the entry points warn about every one a config sets.
+
 Usage::
 
     cfg = load_config("experiment/unihope.dexycb_s0/cfg.json", overrides=["train.batch_size=8"])
@@ -51,7 +54,7 @@ class BaseSection:
 
 @dataclass(frozen=True)
 class DataSection:
-    name: str = "DEX_YCB"
+    name: str = "DEX_YCB_HOPE"
     root_dir: Optional[str] = None
     data_split: str = "s0"
     input_img_shape: list = field(default_factory=lambda: [128, 128])
@@ -101,6 +104,12 @@ class LossSection:
     name: str = ""
     weight: dict = field(default_factory=dict)
     loss_func: str = "l1_loss"
+    # Official HandOccNet keys: they only weighted that model's validation-metric entries (utils/config_effects.py)
+    lambda_mano_verts: Optional[float] = None
+    lambda_mano_joints: Optional[float] = None
+    lambda_mano_pose: Optional[float] = None
+    lambda_mano_shape: Optional[float] = None
+    lambda_joints_img: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -186,8 +195,8 @@ SECTIONS = {f.name: f.default_factory for f in fields(Config) if f.name != "sour
 # Keys whose value must be one of a few names.
 CHOICES = {("train", "mixed_precision"): ("no", "bf16", "fp16", "auto")}
 
-# Official keys the SimpleHand configs put in `train` rather than `optimizer` (both places are accepted).
-_TRAIN_ALIASES_TO_OPTIMIZER = ("warmup_epoch", "minibatch_per_epoch", "base_lr")
+# Official keys the SimpleHand configs put in `train` or `data` rather than `optimizer` (all places are accepted).
+_ALIASES_TO_OPTIMIZER = {"train": ("warmup_epoch", "minibatch_per_epoch", "base_lr"), "data": ("minibatch_per_epoch",)}
 
 
 def _suggest(key: str, known: Iterable[str]) -> str:
@@ -234,10 +243,11 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a JSON object with sections {sorted(SECTIONS)}")
     raw = json.loads(json.dumps(raw))  # deep copy; never mutate the caller's dict
-    train = raw.get("train", {})
-    for key in _TRAIN_ALIASES_TO_OPTIMIZER:
-        if isinstance(train, dict) and key in train:
-            raw.setdefault("optimizer", {}).setdefault(key, train.pop(key))
+    for section, keys in _ALIASES_TO_OPTIMIZER.items():
+        values = raw.get(section, {})
+        for key in keys:
+            if isinstance(values, dict) and key in values:
+                raw.setdefault("optimizer", {}).setdefault(key, values.pop(key))
     sections = {}
     for name, values in raw.items():
         if name not in SECTIONS:

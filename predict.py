@@ -1,0 +1,16 @@
+"""Reconstruct the hands in your own images and videos (README "Your own images").
+
+    python predict.py photo.jpg --model_dir experiment/unihope.dexycb_s0 --resume test_model_best.pth \\
+        --boxes boxes.json --out predictions/
+"""
+import sys
+
+
+def main(argv=None):
+    from engine.predict.command import main as predict_main  # imported here: a fast --help (entry point)
+
+    return predict_main(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
