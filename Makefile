@@ -6,7 +6,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 DEMO_DIR ?= outputs/demo
-export PYOPENGL_PLATFORM ?= egl
 
 .PHONY: venv demo test bench clean-demo detector-venv
 

@@ -1,4 +1,4 @@
-"""The out-of-the-box demo: synthetic data -> train a small UniHOPE on the CPU -> the three evaluation scripts.
+"""The out-of-the-box demo: synthetic data -> train a small UniHOPE (GPU if any, else CPU) -> the three evaluations.
 
     python demo.py --out outputs/demo            # what `make demo` runs
 
@@ -44,7 +44,7 @@ def run(step: str, cmd: list[str]) -> None:
     """Run one pipeline command from the repository root, streaming its output."""
     print(f"\n=== {step}\n$ {' '.join(cmd)}", flush=True)
     start = time.time()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", "egl")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run(cmd, cwd=ROOT, env=env, check=True)
     print(f"=== {step}: {time.time() - start:.0f} s", flush=True)
 
@@ -85,6 +85,7 @@ def main(argv=None) -> None:
     # lazy (entry point): --help answers without torch
     from engine.mean_pose_fit import mean_pose_config
     from utils.config import write_experiment
+    from utils.runtime import training_device_name
 
     if not (out / "mano" / "MANO_RIGHT.pkl").is_file():
         run("stand-in hand model", [py, "-m", "data_creation.standin_mano.make_standin_mano", "--out", str(out / "mano")])
@@ -103,7 +104,7 @@ def main(argv=None) -> None:
     experiment = write_experiment(out / "unihope.synthetic", unihope_config(out, args))
     latest = experiment / "model_latest.pth"
     resume = ["--resume", str(latest)] if latest.is_file() else []
-    run("train UniHOPE on the CPU", [py, "train.py", "--model_dir", str(experiment), *resume])
+    run(f"train UniHOPE on the {training_device_name()}", [py, "train.py", "--model_dir", str(experiment), *resume])
     checkpoint = str(experiment / "val_model_best.pth")
     for script in ("eval.py", "eval_h_ho.py", "eval_occ_intervals.py"):
         sheet = ["--sheet", "12"] if script == "eval.py" else []

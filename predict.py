@@ -3,13 +3,11 @@
     python predict.py photo.jpg --model_dir experiment/unihope.dexycb_s0 --resume test_model_best.pth \\
         --boxes boxes.json --out predictions/
 """
-import os
 import sys
 
 
 def main(argv=None):
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # headless rendering; before anything imports OpenGL
-    from engine.predict.command import main as predict_main  # lazy: fast --help, and after PYOPENGL_PLATFORM is set
+    from engine.predict.command import main as predict_main  # lazy: a fast --help (entry point)
 
     return predict_main(argv)
 

@@ -27,7 +27,6 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     args = parse_args(argv)
     cfg = load_run_config(args)
 
@@ -38,13 +37,16 @@ def main(argv=None):
     from models import build_model
     from models.losses import build_loss
     from utils.config import save_config
-    from utils.runtime import make_accelerator, seed_everything, setup_logger, summary_writer
+    from utils.runtime import (allow_tf32_matmul, make_accelerator, resolve_mixed_precision, seed_everything,
+                               setup_logger, summary_writer)
     from engine.fit import RunCheckpoints, fit, make_trainer
     from engine.trainer import SeededSamples
 
+    allow_tf32_matmul(cfg.train.tf32)
     accelerator = make_accelerator(
-        split_batches=True, mixed_precision=cfg.train.mixed_precision,
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.base.seed),
+        split_batches=True, mixed_precision=resolve_mixed_precision(cfg.train.mixed_precision),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.base.seed,
+                                                  non_blocking=True),
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     main_process = accelerator.is_main_process
     os.makedirs(cfg.base.model_dir, exist_ok=True)
@@ -52,8 +54,9 @@ def main(argv=None):
     if main_process:
         save_config(cfg, os.path.join(cfg.base.model_dir, "cfg_resolved.json"))
     seed_everything(cfg.base.seed, accelerator.process_index)
-    logger.info("processes=%d device=%s global batch=%d", accelerator.num_processes, accelerator.device,
-                cfg.train.batch_size)
+    logger.info("processes=%d device=%s global batch=%d precision=%s channels_last=%s tf32=%s compile=%s",
+                accelerator.num_processes, accelerator.device, cfg.train.batch_size, accelerator.mixed_precision,
+                cfg.train.channels_last, cfg.train.tf32, cfg.train.compile)
 
     model = build_model(cfg)
     debug_limit = {"train": 10 * cfg.train.batch_size, "eval": 10 * cfg.test.batch_size} if args.debug else {}

@@ -79,8 +79,7 @@ def method_config(method: str, folder: Path, data: Path, mano_root: Path, worker
 def run(cmd: list[str], log: Path) -> float:
     """Run a repository script, output to ``log``; returns the wall time in minutes."""
     start = time.time()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1",
-           "PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", "egl")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1"}
     with open(log, "a") as handle:
         result = subprocess.run(cmd, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
     if result.returncode:

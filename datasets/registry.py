@@ -86,7 +86,13 @@ def sample_settings(cfg, split: str, rotation: str) -> SampleSettings:
 
 def build_loader(cfg, split: str, dataset: Dataset | None = None) -> DataLoader:
     """DataLoader with the official settings: train shuffles and drops the last partial batch; val/test
-    follow ``cfg.test.shuffle`` and keep every sample; workers reseed python/numpy from torch's seed."""
+    follow ``cfg.test.shuffle`` and keep every sample; workers reseed python/numpy from torch's seed.
+
+    For GPUs: batches land in pinned memory when CUDA is present (the accelerator then copies them without
+    blocking), each worker keeps ``data.prefetch_factor`` batches ready, and val/test workers persist across
+    epochs. Train workers start afresh every epoch: each holds a copy of the dataset, and the training loop sets
+    the dataset's epoch (which seeds each sample's augmentation) in the main process before the epoch starts.
+    """
     dataset = build_dataset(cfg, split) if dataset is None else dataset
     train = split == "train"
     section = cfg.train if train else cfg.test
@@ -95,4 +101,4 @@ def build_loader(cfg, split: str, dataset: Dataset | None = None) -> DataLoader:
         dataset, batch_size=int(section.batch_size), shuffle=True if train else bool(cfg.test.shuffle),
         drop_last=train, num_workers=workers, pin_memory=torch.cuda.is_available(),
         prefetch_factor=int(cfg.data.prefetch_factor) if workers > 0 else None,
-        worker_init_fn=worker_init_fn, persistent_workers=False)
+        worker_init_fn=worker_init_fn, persistent_workers=workers > 0 and not train)

@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +53,6 @@ def run_evaluation(args, make_groups, table_name: str) -> dict | None:
         table_name: file name of the combined table in ``<model_dir>``.
     Returns the reports on the main process, None elsewhere.
     """
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     cfg = load_run_config(args, extra_overrides=['data.eval_type=["test"]'])
 
     accelerator = make_accelerator()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import torch
+
 from utils.atomic import atomic_write_json
 from utils.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from engine.trainer import (TrainState, Trainer, VALIDATION_KEYS, build_optimizer, build_scheduler, is_per_iteration,
@@ -73,7 +75,10 @@ def restore(path, model, optimizer, scheduler, only_weights: bool) -> tuple[Trai
     if only_weights:
         return TrainState(), missing
     if checkpoint.get("optimizer"):
+        implementation = [{k: group[k] for k in ("fused", "foreach") if k in group} for group in optimizer.param_groups]
         optimizer.load_state_dict(checkpoint["optimizer"])
+        for group, flags in zip(optimizer.param_groups, implementation):  # the saved run's device chose its own
+            group.update(flags)
     if checkpoint.get("scheduler"):
         scheduler.load_state_dict(checkpoint["scheduler"])
     return TrainState(epoch=checkpoint["epoch"], step=checkpoint["step"],
@@ -160,10 +165,16 @@ def make_trainer(cfg, accelerator, model, loss_fn, train_loader, resume=None, on
                  writer=None) -> tuple[Trainer, TrainState]:
     """Optimizer and scheduler from the config, optional resume, then ``accelerator.prepare``.
 
-    The scheduler is not handed to accelerate: it is stepped once per epoch (or after every optimizer step for a
+    The model moves to the accelerator's device first (in channels-last memory format with
+    ``train.channels_last``), so that the optimizer is built for the device its parameters train on (fused
+    Adam / AdamW on CUDA); ``train.compile`` compiles its forward in place (state-dict keys unchanged). The
+    scheduler is not handed to accelerate: it is stepped once per epoch (or after every optimizer step for a
     per-iteration schedule), whatever the number of processes.
     """
-    optimizer = build_optimizer(model.parameters(), cfg.optimizer)
+    model.to(accelerator.device)
+    if cfg.train.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model.parameters(), cfg.optimizer, accelerator.device)
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch=len(train_loader))
     state, missing = restore(resume, model, optimizer, scheduler, only_weights) if resume else (TrainState(), [])
     if cfg.train.freeze_model:
@@ -175,8 +186,11 @@ def make_trainer(cfg, accelerator, model, loss_fn, train_loader, resume=None, on
             "the checkpoint lacks some of the model's (use --only_weights with such a checkpoint), as officially")
     if cfg.train.not_load_rot_reg:
         apply_not_load_rot_reg(cfg, model)
+    if cfg.train.compile:
+        model.compile()
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     trainer = Trainer(accelerator=accelerator, model=model, loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler,
                       train_loader=train_loader, seed=cfg.base.seed, grad_norm_clip=cfg.train.grad_norm_clip,
-                      writer=writer, summary_steps=cfg.summary.save_summary_steps)
+                      writer=writer, summary_steps=cfg.summary.save_summary_steps,
+                      channels_last=cfg.train.channels_last)
     return trainer, state

@@ -2,11 +2,7 @@
 
 Fixture modules owned by individual parts of the project are listed in ``pytest_plugins``.
 """
-import os
-
 import pytest
-
-os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # headless rendering in tests (entry points set it too)
 
 pytest_plugins = ["fixtures_models", "fixtures_mano", "fixtures_data", "fixtures_deocclusion", "fixtures_mesh_assets"]
 

@@ -19,6 +19,11 @@ Project extensions (keys the official code does not have or ignored):
     test.channels_last, test.fuse_batchnorm
                         evaluation speed options (default off = official fp32 NCHW; outputs equal to 1e-5):
                         see utils.runtime.inference_model
+    train.mixed_precision  autocast in training: no (official), bf16, fp16, or auto (bf16 where the GPU / CPU
+                        has native bf16 instructions, else no)
+    train.channels_last train the convolutions with channels-last (NHWC) weights and images (faster on GPUs)
+    train.tf32          fp32 matrix products in TF32 on CUDA (faster, ~1e-3 relative rounding; official: off)
+    train.compile       torch.compile the model's forward for training
 
 Official keys accepted without an effect here are listed, with what the official code did with them, in
 ``utils/config_effects.py``; the entry points warn about every one a config sets.
@@ -132,6 +137,9 @@ class TrainSection:
     not_load_rot_reg: bool = False
     freeze_model: bool = False
     mixed_precision: str = "no"
+    channels_last: bool = False
+    tf32: bool = False
+    compile: bool = False
 
 
 @dataclass(frozen=True)
@@ -191,6 +199,8 @@ class Config:
 
 
 SECTIONS = {f.name: f.default_factory for f in fields(Config) if f.name != "source"}
+# Keys whose value must be one of a few names.
+CHOICES = {("train", "mixed_precision"): ("no", "bf16", "fp16", "auto")}
 
 # Official keys the SimpleHand configs put in `train` or `data` rather than `optimizer` (all places are accepted).
 _ALIASES_TO_OPTIMIZER = {"train": ("warmup_epoch", "minibatch_per_epoch", "base_lr"), "data": ("minibatch_per_epoch",)}
@@ -229,6 +239,9 @@ def _build_section(name: str, values: dict, source: str):
         if key not in known:
             raise ConfigError(f"{source}: unknown key '{name}.{key}'{_suggest(key, known)}")
         clean[key] = _check_type(value, getattr(defaults, key), f"{source}: key '{name}.{key}'")
+        choices = CHOICES.get((name, key))
+        if choices is not None and value not in choices:
+            raise ConfigError(f"{source}: key '{name}.{key}' must be one of {list(choices)}, got {value!r}")
     return section_cls(**clean)
 
 

@@ -3,12 +3,16 @@
 Frames and units: vertices are in the OpenCV camera frame (x right, y down, z forwards), in metres;
 ``K`` is the 3x3 pixel intrinsics matrix. Depth is the camera-frame z in metres (0 where nothing is hit).
 
-Headless use needs ``PYOPENGL_PLATFORM=egl`` (GPU or Mesa llvmpipe on CPU) set by the ENTRY POINT before
-anything imports OpenGL; this module changes no environment and creates no GL state at import: the GL
-context is created by :class:`MeshRenderer` and released by ``close()`` (or a ``with`` block).
+Rendering is headless everywhere (servers without X libraries or a display included): the first
+:class:`MeshRenderer` of a process calls :func:`use_headless_gl`, which picks EGL (the GPU's driver, or Mesa
+llvmpipe on a CPU) and pyglet's headless mode before pyrender is imported, so no entry point needs a variable
+set by hand. Importing this module changes no environment and creates no GL state: the GL context is created by
+:class:`MeshRenderer` and released by ``close()`` (or a ``with`` block).
 """
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,7 +42,8 @@ class MeshRenderer:
 
     def __init__(self, width: int, height: int, background=(1.0, 1.0, 1.0), znear: float = 0.01,
                  zfar: float = 10.0):
-        import pyrender  # imported here: importing OpenGL needs PYOPENGL_PLATFORM set by the entry point
+        use_headless_gl()
+        import pyrender  # imported here, after use_headless_gl(): OpenGL reads its platform once, at import
 
         _load_triton_before_gl()
         self._pyrender = pyrender
@@ -132,6 +137,24 @@ class MeshRenderer:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def use_headless_gl() -> None:
+    """Choose headless OpenGL for this process before pyrender (and with it OpenGL and pyglet) is imported.
+
+    ``PYOPENGL_PLATFORM`` defaults to ``egl`` (a value the user set, e.g. ``osmesa``, is kept), and pyglet, which
+    pyrender imports for its viewer, runs headless unless ``PYGLET_HEADLESS`` says otherwise: its X11 window
+    module would otherwise load libXrender / libX11 and fail on servers that have none. Once pyrender has been
+    imported both choices are fixed, so this does nothing then. Called by :class:`MeshRenderer`; render worker
+    processes construct their own renderer and so make the same choice.
+    """
+    if "pyrender" in sys.modules:
+        return
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    if "PYGLET_HEADLESS" not in os.environ:
+        import pyglet
+
+        pyglet.options["headless"] = True
 
 
 def _load_triton_before_gl() -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from functools import partial
 from pathlib import Path
 
@@ -121,7 +120,6 @@ def run(args: argparse.Namespace) -> dict | None:
 
 
 def main(argv=None) -> None:
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # headless pyrender; before anything imports OpenGL
     summary = run(parse_args(argv))
     if summary is not None:
         print(json.dumps(summary, indent=2))

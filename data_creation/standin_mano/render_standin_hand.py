@@ -9,7 +9,6 @@ script works for any right-hand MANO-format file.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +89,6 @@ def main(argv=None) -> None:
     parser.add_argument("--mano_root", default=None, help="folder with MANO_RIGHT.pkl (default: $MANO_ROOT)")
     parser.add_argument("--out", type=Path, default=Path("standin_hand.png"))
     args = parser.parse_args(argv)
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # entry point: headless rendering
     print(f"wrote {render_poses(args.mano_root, args.out)} (columns: flat, fist, grasp; rows: palm, side view)")
 
 

@@ -54,7 +54,6 @@ _WORKER = {}
 
 
 def _start_worker(root: str, mano_root: str, seed: int, intrinsics: dict) -> None:
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # worker processes are entry points of their own
     torch.set_num_threads(1)
     _WORKER["writer"] = SequenceWriter(root, mano_root, seed, intrinsics)
 
@@ -147,7 +146,6 @@ def main(argv=None) -> None:
                         help="setups to run the data-creation pipeline for (none: give the flag alone)")
     parser.add_argument("--sheet", default=None, help="also write an overlay sheet PNG here")
     args = parser.parse_args(argv)
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # entry point: headless rendering
     mano_root = resolve_mano_root(args.mano_root)
     result = write_synthetic(args.out, mano_root, args.seed, args.sequences, args.frames, args.cameras, args.workers)
     print(f"wrote {result['frames_written']} frames in {result['seconds']:.1f} s "

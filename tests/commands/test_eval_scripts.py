@@ -44,13 +44,16 @@ def _copy_experiment(src: Path, dst: Path) -> Path:
 
 
 def _run(script, model_dir, processes, extra=()):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    """The script on the CPU (any GPU hidden): 1 process, or 2 gloo ranks whose scores must equal the 1-process
+    scores, which a GPU's different float rounding would not give."""
+    from test_launch import CPU_ONLY, free_port
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", **CPU_ONLY}
     args = [str(ROOT / script), "--model_dir", str(model_dir), "--resume", str(model_dir / "test_model_best.pth"),
             "--no_plots", *extra]
     if processes == 1:
         cmd = [sys.executable, *args]
     else:
-        from test_launch import free_port
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "--main_process_port", str(free_port()), *args]

@@ -183,8 +183,9 @@ def test_onnx_export_matches_pytorch_and_runs_in_predict(experiment, tmp_path):
         records[backend[0]] = json.loads(next(out.glob("*.json")).read_text())
     assert records["--resume"]["image"] == frames[0][0]
     assert records["--onnx"]["intrinsics"] == [[600.0, 0.0, 330.0], [0.0, 601.0, 250.0], [0.0, 0.0, 1.0]]
+    atol = 1e-3 if torch.cuda.is_available() else 1e-4  # metres; --resume runs on the GPU there (TF32 convolutions)
     for key in ("joints_3d_cam_m", "verts_3d_cam_m"):
-        assert np.allclose(records["--onnx"]["hands"][0][key], records["--resume"]["hands"][0][key], atol=1e-4), key
+        assert np.allclose(records["--onnx"]["hands"][0][key], records["--resume"]["hands"][0][key], atol=atol), key
 
 
 def test_full_image_mode_needs_no_boxes(experiment, tmp_path):

@@ -228,7 +228,8 @@ def test_cli_on_two_ranks_scores_with_a_checkpoint_and_writes_the_summary(tiny_d
     save_checkpoint(experiment / "test_model_best.pth", model.state_dict())
     index = tmp_path / "out" / "pairs.json"
     base, controlnet = tiny_deoccluder_dirs
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+           "CUDA_VISIBLE_DEVICES": ""}  # 2 gloo ranks on the CPU: a one-GPU machine has no GPU for the second
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT / "yaml/2_gpu.yaml"),
                "-m", "data_creation.deocclusion.deocclude", "--model_dir", str(experiment), "--base_model", str(base),
                "--controlnet", str(controlnet), "--scorer_model_dir", str(experiment),

@@ -1,4 +1,5 @@
-"""utils.runtime.fast_bf16_available: reads the CPU's bf16 instruction flags."""
+"""utils.runtime: the bf16 choice reads the CPU's instruction flags; the accelerator uses CUDA or MPS when present."""
+import pytest
 import torch
 
 from utils.runtime import fast_bf16_available
@@ -25,3 +26,17 @@ def test_mixed_precision_choice(monkeypatch):
     monkeypatch.setattr(runtime, "fast_bf16_available", lambda: False)
     assert runtime.resolve_mixed_precision("auto") == "no"
     assert runtime.resolve_mixed_precision("bf16") == "bf16"
+
+
+@pytest.mark.parametrize("cuda, mps, cpu", [(True, False, False), (False, True, False), (False, False, True)])
+def test_accelerator_uses_cuda_or_mps_when_present(monkeypatch, cuda, mps, cpu):
+    import accelerate
+
+    from utils.runtime import make_accelerator
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    monkeypatch.setattr(accelerate, "Accelerator", lambda **kwargs: kwargs)  # the arguments it would get
+    chosen = make_accelerator(split_batches=True)
+    assert chosen["cpu"] is cpu and chosen["split_batches"] and chosen["dataloader_config"].non_blocking
+    assert make_accelerator(cpu=True)["cpu"] is True  # an explicit choice wins
