@@ -4,6 +4,7 @@
         --resume experiment/unihope.dexycb_s0/test_model_best.pth
 """
 from engine.eval_command import run_evaluation
+from utils.errors import command_main
 
 
 def groups(predictions, cfg):
@@ -17,4 +18,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    command_main(main)

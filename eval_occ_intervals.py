@@ -8,6 +8,8 @@ as empty.
         --resume experiment/unihope.dexycb_s0/test_model_best.pth --set data.occ_intervals=[0,0.5,1]
 """
 from engine.eval_command import run_evaluation
+from utils.errors import command_main
+from utils.evaluation import occlusion_edges
 
 
 def groups(predictions, cfg):
@@ -17,8 +19,9 @@ def groups(predictions, cfg):
 
 
 def main(argv=None):
-    return run_evaluation(argv, "Evaluate by hand-occlusion ratio bins.", groups, "scores_occ_table.txt")
+    return run_evaluation(argv, "Evaluate by hand-occlusion ratio bins.", groups, "scores_occ_table.txt",
+                          check_config=lambda cfg: occlusion_edges(cfg.data.occ_intervals))
 
 
 if __name__ == "__main__":
-    main()
+    command_main(main)

@@ -29,7 +29,7 @@ or their sizes / modification times change.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Optional
 
@@ -37,7 +37,7 @@ import numpy as np
 
 from datasets.base import HandObjectDataset
 from datasets.deocc_pairs import PairEntry, load_pair_index, pair_index_path
-from datasets.dexycb_index import write_npz_atomic
+from datasets.dexycb_index import read_index_cache, write_npz_atomic
 from datasets.geometry import convex_silhouette, transform_points
 from datasets.hand_object_sample import HandObjectRecord, SampleSettings
 from datasets.label_files import grasp_flags, occlusion_ratios, read_points_xyz
@@ -198,10 +198,10 @@ def load_ho3d_index(root: str | Path, split: str) -> HO3DIndex:
     root = Path(root)
     stamp = _stamp(root, split)
     cache = root / f"ho3d_{split}.index.npz"
-    if cache.is_file():
-        with np.load(cache, allow_pickle=False) as stored:
-            if np.array_equal(stored["source_stamp"], stamp):
-                return HO3DIndex(**{f.name: stored[f.name] for f in fields(HO3DIndex) if f.name in stored})
+    stored = read_index_cache(cache, stamp, [f.name for f in fields(HO3DIndex)])
+    required = [f.name for f in fields(HO3DIndex) if f.default is MISSING]
+    if stored is not None and all(name in stored for name in required):
+        return HO3DIndex(**stored)
     index = build_ho3d_index(root, split)
     if cache.parent.is_dir():
         arrays = {f.name: getattr(index, f.name) for f in fields(index) if getattr(index, f.name) is not None}

@@ -5,13 +5,29 @@ import argparse
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
-    """``--model_dir`` (folder with cfg.json; overrides ``base.model_dir``) and ``--set section.key=value``."""
+    """``--model_dir`` (folder with cfg.json; overrides ``base.model_dir``), ``--set section.key=value`` and
+    ``--debug``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model_dir", required=True, help="experiment folder holding cfg.json; outputs go here")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override any config key, e.g. --set train.batch_size=8 (repeatable; JSON values)")
-    parser.add_argument("--debug", "-d", action="store_true", help="stop each loop after 10 batches")
+    parser.add_argument("--debug", "-d", action="store_true",
+                        help="debugging run: stop each loop after 10 batches, and show the traceback of every error "
+                             "(without it, bad input ends the command with one message and exit status 2)")
     return parser
+
+
+def count(minimum: int):
+    """argparse ``type``: a whole number >= ``minimum`` (the error names the value and the bound)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
 
 
 def load_run_config(args, extra_overrides=()):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from utils.errors import InputError
 from utils.runtime import progress, seed_everything, to_device
 
 OPTIMIZERS = {
@@ -32,7 +33,7 @@ SCHEDULERS = {
 }
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(InputError, RuntimeError):
     """The loss became NaN or infinite."""
 
 
