@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from datasets.base import SAMPLE_KEY
 from utils.errors import InputError
 from utils.runtime import progress, seed_everything, to_device
 
@@ -133,8 +134,7 @@ def check_finite(losses: dict, step: int, batch: dict) -> None:
     if torch.isfinite(losses["total"]).all():
         return
     terms = ", ".join(f"{k}={float(v.detach()):.6g}" for k, v in losses.items())
-    ids = batch.get("sample_id", batch.get("sample_key", "n/a"))
-    ids = ids.tolist() if isinstance(ids, torch.Tensor) else ids
+    ids = batch.get(SAMPLE_KEY, "n/a")
     raise NonFiniteLossError(f"non-finite loss at step {step}: {terms}; batch sample ids: {ids}")
 
 
