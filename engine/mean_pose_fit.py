@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from utils.errors import command_main
+
 NO_AUGMENTATION = ["data.use_data_aug_h=false", "data.use_data_aug_ho=false", "data.contrastive=false"]
 
 
@@ -64,4 +66,4 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    command_main(main)

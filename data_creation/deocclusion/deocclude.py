@@ -25,6 +25,8 @@ import os
 from functools import partial
 from pathlib import Path
 
+from utils.errors import InputError, command_main
+
 # file-name prefix of each dataset's pair index: cfg.data.name -> prefix (datasets/deocc_pairs.py naming)
 INDEX_PREFIXES = {"DEX_YCB": lambda cfg: f"dexycb_{cfg.data.data_split}", "HO3D": lambda cfg: "ho3d"}
 
@@ -90,7 +92,7 @@ def run(args: argparse.Namespace) -> dict | None:
 
     accelerator = make_accelerator()
     if args.half and accelerator.device.type == "cpu":
-        raise SystemExit("--half needs a CUDA device (float16 diffusion on the CPU is not supported)")
+        raise InputError("--half needs a CUDA device (float16 diffusion on the CPU is not supported)")
     main = accelerator.is_main_process
     cfg = load_config(args.model_dir, overrides=[*args.overrides, "data.contrastive=false"])
     dataset = build_dataset(cfg, "train")
@@ -130,4 +132,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    command_main(main)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.errors import command_main
+
 IMAGE_SIZE = 320
 CAMERA_DISTANCE = 0.6  # m
 # template frame (fingers -x, back of hand +y) -> camera frame (OpenCV) with the palm facing the camera
@@ -96,4 +98,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    command_main(main)

@@ -36,6 +36,7 @@ from pathlib import Path
 from data_creation import dexycb_layout as layout
 from data_creation.synthetic.phases import PHASES_FILE, PHASES_FORMAT
 from datasets.dexycb_splits import SERIALS
+from utils.errors import command_main
 
 POINTS_PER_OBJECT = 2048
 
@@ -168,4 +169,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    command_main(main)
