@@ -169,10 +169,12 @@ def _field(record: dict, name: str, size: int, path: Path, key: str) -> np.ndarr
     if name not in record:
         raise MissingKeyError(f"{path}: record '{key}' lacks field '{name}'")
     try:
-        values = np.asarray(record[name], dtype=np.float64).ravel()
-    except (TypeError, ValueError):
-        raise DataError(f"{path}: record '{key}': field '{name}' must hold numbers, got {record[name]!r:.80}") \
-            from None
+        values = np.asarray(record[name])
+    except ValueError:  # ragged nesting
+        values = np.asarray(None)
+    if values.dtype.kind not in "iuf":  # strings, booleans, null, ragged lists: numpy would convert some silently
+        raise DataError(f"{path}: record '{key}': field '{name}' must hold numbers, got {record[name]!r:.80}")
+    values = values.astype(np.float64).ravel()
     if values.size != size:
         raise DataError(f"{path}: record '{key}': field '{name}' has {values.size} values, expected {size}")
     if not np.all(np.abs(values) <= _FLOAT32_MAX):

@@ -102,9 +102,12 @@ def _meta_array(meta: dict, key: str, path: Path, shape: tuple) -> np.ndarray:
     finite numbers."""
     value = _meta_value(meta, key, path)
     try:
-        array = np.asarray(value, np.float64)
-    except (TypeError, ValueError):
-        raise DataError(f"{path}: '{key}' must hold numbers, got {type(value).__name__}") from None
+        array = np.asarray(value)
+    except ValueError:  # ragged nesting
+        array = np.asarray(None)
+    if array.dtype.kind not in "iuf":  # strings, booleans, None: numpy would convert some silently
+        raise DataError(f"{path}: '{key}' must hold numbers, got {type(value).__name__} of {array.dtype}")
+    array = array.astype(np.float64)
     if array.size != int(np.prod(shape)):
         raise DataError(f"{path}: '{key}' has shape {array.shape}, expected {shape}")
     if not np.all(np.isfinite(array)):
