@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datasets.hand_object_sample import SampleSettings
+from utils.errors import ConfigKeyError
 
 DATASETS: dict[str, Callable] = {}
 SPLITS = ("train", "val", "test")
@@ -38,7 +39,7 @@ def build_dataset(cfg, split: str) -> Dataset:
     try:
         builder = DATASETS[cfg.data.name]
     except KeyError:
-        raise KeyError(f"unknown dataset cfg.data.name={cfg.data.name!r}; known: {sorted(DATASETS)}") from None
+        raise ConfigKeyError(f"unknown dataset cfg.data.name={cfg.data.name!r}; known: {sorted(DATASETS)}") from None
     return builder(cfg, split)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from datasets.base import SAMPLE_KEY
-from utils.errors import InputError
+from utils.errors import ConfigKeyError, InputError
 from utils.runtime import progress, seed_everything, to_device
 
 OPTIMIZERS = {
@@ -41,7 +41,7 @@ class NonFiniteLossError(InputError, RuntimeError):
 def build_optimizer(parameters, optimizer_cfg) -> torch.optim.Optimizer:
     """``cfg.optimizer`` -> optimizer over the trainable ``parameters`` (one group, as official)."""
     if optimizer_cfg.name not in OPTIMIZERS:
-        raise KeyError(f"unknown optimizer.name {optimizer_cfg.name!r}; known: {sorted(OPTIMIZERS)}")
+        raise ConfigKeyError(f"unknown optimizer.name {optimizer_cfg.name!r}; known: {sorted(OPTIMIZERS)}")
     return OPTIMIZERS[optimizer_cfg.name]([p for p in parameters if p.requires_grad], optimizer_cfg)
 
 
@@ -59,7 +59,7 @@ def build_scheduler(optimizer, cfg, steps_per_epoch: int):
                             warmup_steps=o.warmup_epoch * (o.minibatch_per_epoch or steps_per_epoch),
                             steps_per_epoch=steps_per_epoch, decay_epoch=cfg.train.num_epochs // 2)
     if cfg.scheduler.name not in SCHEDULERS:
-        raise KeyError(f"unknown scheduler.name {cfg.scheduler.name!r}; known: {sorted(SCHEDULERS)}")
+        raise ConfigKeyError(f"unknown scheduler.name {cfg.scheduler.name!r}; known: {sorted(SCHEDULERS)}")
     return SCHEDULERS[cfg.scheduler.name](optimizer, cfg.scheduler)
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from utils.errors import ConfigKeyError
+
 LOSSES: dict = {}
 
 N_VERTS, N_JOINTS, N_MANO_ROTS, N_BETAS, N_OBJ_KPTS = 778, 21, 16, 10, 21
@@ -145,7 +147,7 @@ class HandObjectLoss:
 
     def __init__(self, weights: LossWeights, train_part=(0, 1), loss_func: str = "l1_loss", switches: bool = True):
         if loss_func not in FEATURE_LOSSES:
-            raise KeyError(f"unknown loss.loss_func {loss_func!r}; known: {sorted(FEATURE_LOSSES)}")
+            raise ConfigKeyError(f"unknown loss.loss_func {loss_func!r}; known: {sorted(FEATURE_LOSSES)}")
         self.w, self.train_part, self.loss_func, self.switches = weights, list(train_part), loss_func, switches
 
     def __call__(self, batch: dict, outputs: dict) -> dict:
@@ -169,7 +171,7 @@ class HandObjectLoss:
                 distill_samples = grasp0 & ~batch["is_filtered"].bool().reshape(-1)
                 for name, weight in self.w.distillation.items():
                     if name not in outputs:
-                        raise KeyError(f"distillation feature '{name}' (from cfg.loss.weight) is not a model output;"
+                        raise ConfigKeyError(f"distillation feature '{name}' (from cfg.loss.weight) is not a model output;"
                                        f" available: {sorted(k for k in outputs if not k.startswith(('pred', 'gt')))}")
                     losses[name] = distillation_loss(outputs[name], distill_samples, weight, self.loss_func)
         losses["total"] = sum(losses.values())
@@ -205,6 +207,6 @@ def build_loss(cfg):
     evaluation-only and have no loss)."""
     name = cfg.loss.name
     if name not in LOSSES:
-        raise KeyError(f"unknown loss.name {name!r} in {cfg.source}; known: {sorted(LOSSES)}"
+        raise ConfigKeyError(f"unknown loss.name {name!r} in {cfg.source}; known: {sorted(LOSSES)}"
                        + (" ('placeholder' configs are evaluation-only)" if name == "placeholder" else ""))
     return LOSSES[name](cfg)

@@ -5,7 +5,7 @@ command-line option, a data or label file, a checkpoint, an unsafe pickle, a ful
 file, record, key or option and what was expected. Every other exception is a bug and keeps its traceback.
 
 Raise :class:`InputError` (or :class:`DataError` / :class:`CheckpointError`) for new expected errors; the other
-project errors that are expected (``ConfigError``, ``UnsafePickleError``, ``CheckpointMismatchError``,
+project errors that are expected (``ConfigError``, :class:`ConfigKeyError`, ``UnsafePickleError``, ``CheckpointMismatchError``,
 ``NonFiniteLossError``) derive from :class:`InputError` too. ``FileNotFoundError`` (a path the user named does
 not exist) is expected as well.
 
@@ -38,6 +38,10 @@ class DataError(InputError, ValueError):
 
 class MissingKeyError(DataError, KeyError):
     """A data or label file lacks a key, field or sample it must have."""
+
+
+class ConfigKeyError(InputError, KeyError):
+    """A config value names something that does not exist (a model, dataset, loss, optimizer, scheduler, block)."""
 
 
 class CheckpointError(InputError, RuntimeError):
