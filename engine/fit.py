@@ -70,9 +70,14 @@ class RunCheckpoints:
 
 # Config keys a resumed run may change without breaking step-exact resume: where files are, what is evaluated and
 # logged, how many epochs to run in total, how many loader workers (the data order does not depend on them).
+# "section." frees a whole section.
 RESUME_FREE_KEYS = ("base.exp_name", "base.model_dir", "base.mano_root", "data.root_dir", "data.eval_type",
                     "data.prefetch_factor", "data.occ_intervals", "train.num_epochs", "train.num_workers",
                     "metric.", "test.", "summary.")
+
+
+def _may_change(dotted: str) -> bool:
+    return any(dotted == free or (free.endswith(".") and dotted.startswith(free)) for free in RESUME_FREE_KEYS)
 
 
 def config_changes(saved: dict, current: dict) -> list[str]:
@@ -81,11 +86,8 @@ def config_changes(saved: dict, current: dict) -> list[str]:
     for section in sorted(set(saved) | set(current)):
         old, new = saved.get(section) or {}, current.get(section) or {}
         for key in sorted(set(old) | set(new)):
-            dotted = f"{section}.{key}"
-            if old.get(key) != new.get(key) and not any(dotted == free or (free.endswith(".") and
-                                                                          dotted.startswith(free))
-                                                      for free in RESUME_FREE_KEYS):
-                changes.append(f"{dotted}: {old.get(key)!r} -> {new.get(key)!r}")
+            if old.get(key) != new.get(key) and not _may_change(f"{section}.{key}"):
+                changes.append(f"{section}.{key}: {old.get(key)!r} -> {new.get(key)!r}")
     return changes
 
 
