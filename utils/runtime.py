@@ -55,11 +55,11 @@ class NoFollowFileHandler(logging.FileHandler):
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
         try:
             fd = os.open(self.baseFilename, flags, 0o666)
-        except OSError as err:
+        except OSError:
             if os.path.islink(self.baseFilename):
                 raise InputError(f"{self.baseFilename} is a symbolic link; refusing to append the log to its "
                                  f"target (remove the link)") from None
-            raise err
+            raise
         return os.fdopen(fd, "a", encoding=self.encoding or "utf-8")
 
 
