@@ -171,8 +171,9 @@ class HandObjectLoss:
                 distill_samples = grasp0 & ~batch["is_filtered"].bool().reshape(-1)
                 for name, weight in self.w.distillation.items():
                     if name not in outputs:
-                        raise ConfigKeyError(f"distillation feature '{name}' (from cfg.loss.weight) is not a model output;"
-                                       f" available: {sorted(k for k in outputs if not k.startswith(('pred', 'gt')))}")
+                        available = sorted(k for k in outputs if not k.startswith(("pred", "gt")))
+                        raise ConfigKeyError(f"distillation feature '{name}' (from cfg.loss.weight) is not a model "
+                                             f"output; available: {available}")
                     losses[name] = distillation_loss(outputs[name], distill_samples, weight, self.loss_func)
         losses["total"] = sum(losses.values())
         return losses

@@ -4,10 +4,10 @@ An *expected* error is one caused by what the user gave the command: a config fi
 command-line option, a data or label file, a checkpoint, an unsafe pickle, a full disk. Its message names the
 file, record, key or option and what was expected. Every other exception is a bug and keeps its traceback.
 
-Raise :class:`InputError` (or :class:`DataError` / :class:`CheckpointError`) for new expected errors; the other
-project errors that are expected (``ConfigError``, :class:`ConfigKeyError`, ``UnsafePickleError``, ``CheckpointMismatchError``,
-``NonFiniteLossError``) derive from :class:`InputError` too. ``FileNotFoundError`` (a path the user named does
-not exist) is expected as well.
+Raise :class:`InputError` (or :class:`DataError` / :class:`CheckpointError` / :class:`ConfigKeyError`) for new
+expected errors; the other project errors that are expected (``ConfigError``, ``UnsafePickleError``,
+``CheckpointMismatchError``, ``DiskFullError``, ``NonFiniteLossError``) derive from :class:`InputError` too.
+``FileNotFoundError`` (a path the user named does not exist) is expected as well.
 
 Entry points wrap their ``main`` with :func:`command_main`::
 

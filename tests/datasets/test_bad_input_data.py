@@ -149,7 +149,7 @@ def test_ho3d_evaluation_list_must_name_frames_inside_the_dataset(tiny_ho3d, tmp
     root = _ho3d_copy(tiny_ho3d, tmp_path)
     listing = root / "evaluation.txt"
     listing.write_text(listing.read_text() + "../../etc/0000\n")
-    with pytest.raises(DataError, match=r"evaluation\.txt: 1 line\(s\) are not 'SEQUENCE/FRAME' .*'\.\./\.\./etc/0000'"):
+    with pytest.raises(DataError, match=r"evaluation\.txt: 1 line\(s\) are not 'SEQUENCE/FRAME' .*'\.\./\.\./etc/"):
         HO3DDataset(root, "test", SampleSettings(res=64, rotation="uniform"))
 
 

@@ -15,9 +15,9 @@ from models.mano import ManoLayer
 from utils.mano_io import load_mano_assets
 
 RES = 128
-TRAIN_KEYS = {"sample_key", "img", "bbox_hand", "bbox_obj", "aug_rot_mat", "intrinsics", "root_joint", "root_joint_flip",
-              "joints_img", "uv", "uv_valid", "xyz_valid", "joints_coord_cam", "xyz", "mano_param", "mano_pose",
-              "val_mano_pose", "mano_shape", "obj_p2d", "gray", "obj_mask", "gt_grasping", "gt_occ_cls",
+TRAIN_KEYS = {"sample_key", "img", "bbox_hand", "bbox_obj", "aug_rot_mat", "intrinsics", "root_joint",
+              "root_joint_flip", "joints_img", "uv", "uv_valid", "xyz_valid", "joints_coord_cam", "xyz", "mano_param",
+              "mano_pose", "val_mano_pose", "mano_shape", "obj_p2d", "gray", "obj_mask", "gt_grasping", "gt_occ_cls",
               "gt_occ_ratio", "is_filtered", "obj_cls_label", "do_flip"}
 EVAL_KEYS = (TRAIN_KEYS - {"obj_p2d", "gray", "obj_mask"}) | {"affinetrans", "obj_bbox3d", "obj_pose", "obj_cls",
                                                                "cam_intr"}

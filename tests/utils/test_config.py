@@ -108,7 +108,8 @@ def test_missing_file_and_bad_json(tmp_path):
 
 
 @pytest.mark.parametrize("override,message", [
-    ("train.batch_size=2.5", "expected a whole number, got 2.5"), ("train.num_epochs=1.5", "expected a whole number, got 1.5"),
+    ("train.batch_size=2.5", "expected a whole number, got 2.5"),
+    ("train.num_epochs=1.5", "expected a whole number, got 1.5"),
     ("train.batch_size=0", "must be >= 1, got 0"), ("test.batch_size=-4", "must be >= 1, got -4"),
     ("train.num_epochs=-1", "must be >= 0"), ("optimizer.lr=NaN", "expected a finite number, got nan"),
     ("optimizer.lr=-0.1", "must be >= 0.0")])
