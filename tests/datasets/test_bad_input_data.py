@@ -171,3 +171,23 @@ def test_non_finite_loss_names_the_sample_keys_of_real_batches(tiny_dexycb, tiny
         with pytest.raises(NonFiniteLossError, match=r"batch sample ids: \[(.*)\]") as err:
             check_finite({"total": torch.tensor(math.nan), "mse": torch.tensor(math.nan)}, 7, batch)
         assert all(repr(key) in str(err.value) for key in dataset.keys()[:2])
+
+
+def test_label_npz_with_object_arrays_or_garbage_is_named(tiny_dexycb, tmp_path):
+    from datasets.dexycb import DexYCBDataset
+    from utils.mano_io import load_mano_assets
+
+    mano = tiny_dexycb.mano_root
+    dataset = DexYCBDataset(tiny_dexycb.root, "s0", "train", load_mano_assets(mano, "right"),
+                            load_mano_assets(mano, "left"), SampleSettings(res=64, augment=True))
+    dataset.root = tmp_path  # no grasped-object render here: the mask comes from labels_XXXXXX.npz
+    record = dataset.record(0)
+    labels = tmp_path / dataset.index.label_file(0)
+    labels.parent.mkdir(parents=True)
+    np.savez(labels, seg=np.array([{"seg": 1}], dtype=object))
+    with pytest.raises(DataError, match=rf"{labels.name}: not a readable \.npz of numeric arrays \(sample "
+                                        rf"'{record.key}'; .*object arrays"):
+        dataset.object_mask(0, record, (480, 640))
+    labels.write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(DataError, match=rf"{labels.name}: not a readable \.npz"):
+        dataset.object_mask(0, record, (480, 640))
