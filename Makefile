@@ -8,7 +8,7 @@ STAMP := $(VENV)/.requirements-installed
 DEMO_DIR ?= outputs/demo
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: venv demo test bench clean-demo
+.PHONY: venv demo test bench clean-demo detector-venv
 
 venv: $(STAMP)
 
@@ -26,6 +26,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do $(PY) -m benchmarks.$$(basename $$script .py) || exit 1; done
+
+# predict.py --detector: MediaPipe pins numpy<2 / protobuf<5, so it gets its own small environment.
+detector-venv:
+	test -x .venv-detector/bin/python || $(PYTHON) -m venv .venv-detector
+	.venv-detector/bin/pip install --quiet mediapipe==0.10.21
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

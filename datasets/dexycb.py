@@ -38,7 +38,8 @@ from utils.ycb import bbox21_from_points, ycb_class_name
 SETUPS = ("s0", "s1", "s3")
 SPLITS = ("train", "val", "test")
 TRAIN_FILTER_FACTOR = 1.5
-_DROPPED_KEYS = {"train": ("affinetrans", "cropped_intrinsics"), "eval": ("cropped_intrinsics",)}
+# The official DexYCB test branch does not emit obj_p2d (HO3D's does).
+_DROPPED_KEYS = {"train": ("affinetrans", "cropped_intrinsics"), "eval": ("cropped_intrinsics", "obj_p2d")}
 
 
 def annotation_file(root: Path, setup: str, split: str) -> Path:
@@ -154,7 +155,7 @@ class DexYCBDataset(HandObjectDataset):
         return out
 
 
-@register_dataset("DEX_YCB")
+@register_dataset("DEX_YCB_HOPE")
 def build_dexycb(cfg, split: str) -> DexYCBDataset:
     """DexYCB from the config: ``data.root_dir`` (default ``data/DexYCB``), ``data.data_split``, MANO from
     ``base.mano_root`` / ``$MANO_ROOT``, de-occluded pairs when ``data.contrastive`` (training)."""

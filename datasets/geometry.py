@@ -81,11 +81,19 @@ def apply_affine(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
     return (points @ transform[:2, :2].T + transform[:2, 2]).astype(np.float32)
 
 
-def project_points(points_cam: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
-    """Pinhole projection of camera-frame points (N, 3) metres with ``K`` (3, 3) -> pixels (N, 2) float32."""
+def map_box(transform: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Map the two corners of a box ``[x1, y1, x2, y2]`` through a 3x3 affine (no rotation); returns (4,) float32."""
+    return apply_affine(transform, np.asarray(box, np.float64).reshape(2, 2)).reshape(4)
+
+
+def project_points(points_cam: np.ndarray, intrinsics: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """Pinhole projection of camera-frame points (N, 3) metres with ``K`` (3, 3) -> pixels (N, 2) of ``dtype``.
+
+    Computed in float64; the object keypoints of a sample stay float64, as the official loaders keep them.
+    """
     points_cam = np.asarray(points_cam, dtype=np.float64)
     uvw = points_cam @ np.asarray(intrinsics, dtype=np.float64).T
-    return (uvw[:, :2] / uvw[:, 2:3]).astype(np.float32)
+    return (uvw[:, :2] / uvw[:, 2:3]).astype(dtype)
 
 
 def transform_points(pose: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -100,9 +108,11 @@ def normalize_to_box(points: np.ndarray, box: np.ndarray) -> np.ndarray:
 
 
 def mirror_points_2d(points: np.ndarray, width: int) -> np.ndarray:
-    """Horizontal mirror of pixel coordinates: ``u' = width - 1 - u``."""
-    out = np.array(points, dtype=np.float32, copy=True)
-    out[:, 0] = width - 1 - out[:, 0]
+    """Horizontal mirror of pixel coordinates: ``u' = (width - u) - 1``, in the precision of the input
+    (float32 at least; evaluated in the official order, so float32 joints round exactly as there)."""
+    points = np.asarray(points)
+    out = np.array(points, dtype=np.result_type(points.dtype, np.float32), copy=True)
+    out[:, 0] = (width - out[:, 0]) - 1
     return out
 
 

@@ -66,7 +66,8 @@ class HandObjectRecord:
 class SampleSettings:
     """How samples are built (plain values; ``build_*`` functions fill them from the config).
 
-    ``augment`` switches training behaviour on (augmentation, object mask, pairs); ``rotation`` names the
+    ``augment`` switches training behaviour on (augmentation, object mask, pairs, the training box order; off: the
+    official test path, see :func:`test_boxes`); ``rotation`` names the
     rotation sampler of :mod:`datasets.transforms` (``"dexycb"`` or ``"uniform"``); ``extra_resolutions`` maps
     extra image keys (``img_1``, ``img_cls``, ...) to their side in px.
     """
@@ -117,7 +118,7 @@ def pair_is_filtered(rule: str, occ_ratio: float, occ_threshold: float, entry: P
 def mirrored_view(record: HandObjectRecord, width: int) -> _View:
     """Mirror a left-hand frame horizontally (2D ``u' = W-1-u``, 3D ``x' = -x``); right hands pass through."""
     object_p2d = geo.project_points(geo.transform_points(record.object_pose, record.object_keypoints),
-                                    record.intrinsics)
+                                    record.intrinsics, dtype=np.float64)
     if not record.is_left:
         return _View(np.asarray(record.intrinsics, np.float64), np.asarray(record.hand_points_2d, np.float32),
                      object_p2d, np.asarray(record.root_joint, np.float32), record.joints_2d, record.joints_3d)
@@ -132,41 +133,79 @@ def mirrored_view(record: HandObjectRecord, width: int) -> _View:
 
 def crop_region(view: _View, fused: bool, width: int, height: int) -> tuple[np.ndarray, float]:
     """Un-augmented crop region (centre px, side px): the hand box, or its union with the object box."""
-    box = geo.bbox_from_points(view.hand_points_2d, HAND_CROP_FACTOR)
-    if fused:
-        box = geo.union_box(box, geo.bbox_from_points(view.object_p2d, HAND_CROP_FACTOR))
+    return crop_region_of_points(view.hand_points_2d, view.object_p2d if fused else None, width, height)
+
+
+def crop_region_of_points(hand_points_2d: np.ndarray, object_points_2d: Optional[np.ndarray], width: int,
+                          height: int) -> tuple[np.ndarray, float]:
+    """Crop region (centre (2,) px, side px) around hand points (N, 2) px, fused with object points (M, 2) px
+    when given: each box enlarged by ``HAND_CROP_FACTOR``, clipped to the image, made square."""
+    box = geo.bbox_from_points(hand_points_2d, HAND_CROP_FACTOR)
+    if object_points_2d is not None:
+        box = geo.union_box(box, geo.bbox_from_points(object_points_2d, HAND_CROP_FACTOR))
     return geo.square_region(geo.clip_box(box, width, height))
 
 
-def _image_tensor(crop: np.ndarray) -> np.ndarray:
+def training_boxes(transform: np.ndarray, view: _View) -> tuple[np.ndarray, np.ndarray]:
+    """``bbox_hand`` / ``bbox_obj`` (crop px) in the official training order: points mapped, then boxed.
+
+    The hand points and the object keypoints are first mapped into the (possibly rotated) crop, then
+    :func:`datasets.geometry.bbox_from_points` boxes them there (factor 1.1 / 1.0), truncating the box centre to a
+    whole *crop* pixel (docs/official-data.md §2.2).
+    """
+    return (geo.bbox_from_points(geo.apply_affine(transform, view.hand_points_2d), HAND_BOX_FACTOR),
+            geo.bbox_from_points(geo.apply_affine(transform, view.object_p2d), 1.0))
+
+
+def test_boxes(transform: np.ndarray, view: _View) -> tuple[np.ndarray, np.ndarray]:
+    """``bbox_hand`` / ``bbox_obj`` (crop px) in the official test order: boxed in the image, then mapped.
+
+    The boxes are built from full-image-pixel points (centre truncated to a whole *image* pixel), and their two
+    corners are then mapped through the crop affine. The two orders give different boxes (up to ~1 crop px)
+    unless the crop happens to be centred on the box's own truncated centre, and released checkpoints were
+    evaluated on this one (docs/official-data.md §2.2). Test crops are never rotated, so the corners stay ordered.
+    """
+    return (geo.map_box(transform, geo.bbox_from_points(view.hand_points_2d, HAND_BOX_FACTOR)),
+            geo.map_box(transform, geo.bbox_from_points(view.object_p2d, 1.0)))
+
+
+def image_tensor(crop: np.ndarray) -> np.ndarray:
     """(res, res, 3) uint8 -> (3, res, res) float32 in [0, 1]."""
     return np.ascontiguousarray(crop.transpose(2, 0, 1), dtype=np.float32) / 255.0
 
 
-def _resized_copies(crop: np.ndarray, sizes: dict) -> dict:
-    return {key: _image_tensor(cv2.resize(crop, (side, side), interpolation=cv2.INTER_LINEAR))
+def resized_copies(crop: np.ndarray, sizes: dict) -> dict:
+    """Extra network inputs: ``{key: side px}`` -> ``{key: (3, side, side) float32}`` bilinear resizes of a crop."""
+    return {key: image_tensor(cv2.resize(crop, (side, side), interpolation=cv2.INTER_LINEAR))
             for key, side in sizes.items()}
 
 
 def crop_subsample(record: HandObjectRecord, view: _View, image: np.ndarray, mask: Optional[np.ndarray],
                    centre: np.ndarray, scale: float, augmentation: Augmentation, settings: SampleSettings) -> dict:
-    """Warp one image into one sub-sample (crop, boxes, 2D/3D targets, MANO, intrinsics, object mask)."""
+    """Warp one image into one sub-sample (crop, boxes, 2D/3D targets, MANO, intrinsics, object mask).
+
+    The boxes follow the official order of the mode: :func:`test_boxes` for the un-jittered crops of val / test
+    (``settings.augment`` off), so evaluation inputs equal the official test inputs; :func:`training_boxes` in
+    training and for any jittered crop (a fixed augmentation given to an evaluation dataset, e.g. to visualise).
+    """
     jitter = augmentation.crop
+    test_path = not settings.augment and jitter == NO_AUGMENTATION.crop
     centre = np.asarray(centre, np.float64) + np.asarray(jitter.centre_offset)
     scale = scale * jitter.scale_factor
     res = settings.res
     transform = geo.crop_transform(centre, scale, jitter.rotation, res)
+    if test_path:  # the official test path keeps the affine in float32 and crops with that one
+        transform = transform.astype(np.float32).astype(np.float64)
     rotation = geo.rotation_z(jitter.rotation)
     crop = warp_image(image, transform, res)
     if augmentation.photometric != NO_AUGMENTATION.photometric:
         crop = apply_photometric(crop, augmentation.photometric)
     cropped_k = geo.crop_intrinsics(view.intrinsics, centre, scale, jitter.rotation, res)
-    bbox_hand = geo.bbox_from_points(geo.apply_affine(transform, view.hand_points_2d), HAND_BOX_FACTOR)
     object_p2d = geo.apply_affine(transform, view.object_p2d)
-    bbox_obj = geo.bbox_from_points(object_p2d, 1.0)
+    bbox_hand, bbox_obj = (test_boxes if test_path else training_boxes)(transform, view)
     out = {
-        "img": _image_tensor(crop),
-        **_resized_copies(crop, settings.extra_resolutions),
+        "img": image_tensor(crop),
+        **resized_copies(crop, settings.extra_resolutions),
         "bbox_hand": bbox_hand, "bbox_obj": bbox_obj,
         "aug_rot_mat": rotation.astype(np.float32),
         "intrinsics": np.array([cropped_k[0, 0], cropped_k[1, 1], cropped_k[0, 2], cropped_k[1, 2]], np.float32),
@@ -193,8 +232,7 @@ def crop_subsample(record: HandObjectRecord, view: _View, image: np.ndarray, mas
         betas = np.asarray(record.mano_betas, np.float32)
         out.update(mano_param=np.concatenate([pose, betas]), mano_pose=pose, val_mano_pose=pose.copy(),
                    mano_shape=betas)
-    if settings.augment:
-        out["obj_p2d"] = geo.normalize_to_box(object_p2d, bbox_obj)
+    out["obj_p2d"] = geo.normalize_to_box(object_p2d, bbox_obj)
     if mask is not None:
         mask_crop = warp_image(mask, transform, res)
         out["gray"] = (mask_crop.astype(np.float32) / 255.0)[None]

@@ -158,9 +158,19 @@ def split_keys(root: Path, split: str) -> list[str]:
     return [f"{s}/{p.stem}" for s in chosen for p in sorted((train_dir / s / "meta").glob("*.pkl"))]
 
 
-def _meta_path(root: Path, split: str, key: str) -> Path:
+def _frame_file(root: Path, split: str, key: str, folder: str, suffix: str) -> Path:
     sequence, frame = key.split("/")
-    return root / ("evaluation" if split == "test" else "train") / sequence / "meta" / f"{frame}.pkl"
+    return Path(root) / ("evaluation" if split == "test" else "train") / sequence / folder / f"{frame}{suffix}"
+
+
+def meta_file(root: Path, split: str, key: str) -> Path:
+    """``<root>/{train|evaluation}/<SEQ>/meta/<ID>.pkl`` of the frame ``key`` = ``SEQ/ID``."""
+    return _frame_file(root, split, key, "meta", ".pkl")
+
+
+def image_file(root: Path, split: str, key: str) -> Path:
+    """``<root>/{train|evaluation}/<SEQ>/rgb/<ID>.png`` of the frame ``key`` = ``SEQ/ID``."""
+    return _frame_file(root, split, key, "rgb", ".png")
 
 
 def _read_frame(path: Path, annotated: bool) -> Optional[dict]:
@@ -194,7 +204,7 @@ def build_ho3d_index(root: Path, split: str) -> HO3DIndex:
     columns: dict[str, list] = {}
     keys = []
     for key in split_keys(root, split):
-        frame = _read_frame(_meta_path(root, split, key), annotated=split != "test")
+        frame = _read_frame(meta_file(root, split, key), annotated=split != "test")
         if frame is None:
             continue
         keys.append(key)
@@ -209,7 +219,7 @@ def build_ho3d_index(root: Path, split: str) -> HO3DIndex:
 
 def _stamp(root: Path, split: str) -> np.ndarray:
     """Index format, number of meta files, total size and newest mtime of the split's metas (and list file)."""
-    paths = [_meta_path(root, split, key) for key in split_keys(root, split)]
+    paths = [meta_file(root, split, key) for key in split_keys(root, split)]
     stats = [p.stat() for p in paths if p.is_file()]
     listing = (root / "evaluation.txt").stat() if split == "test" else None
     return np.array([INDEX_FORMAT_VERSION, len(stats), sum(s.st_size for s in stats),
@@ -265,8 +275,7 @@ class HO3DDataset(HandObjectDataset):
         return [str(k) for k in self.index.keys]
 
     def image_path(self, key: str) -> Path:
-        sequence, frame = key.split("/")
-        return self.root / ("evaluation" if self.split == "test" else "train") / sequence / "rgb" / f"{frame}.png"
+        return image_file(self.root, self.split, key)
 
     def record(self, i: int) -> HandObjectRecord:
         index, key = self.index, str(self.index.keys[i])
@@ -300,7 +309,7 @@ class HO3DDataset(HandObjectDataset):
         return out
 
 
-@register_dataset("HO3D")
+@register_dataset("HO3D_HOPE")
 def build_ho3d(cfg, split: str) -> HO3DDataset:
     """HO3D from the config: ``data.root_dir`` (default ``data/HO3D_v2``), uniform rotation augmentation,
     de-occluded pairs when ``data.contrastive`` (training)."""

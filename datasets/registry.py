@@ -1,8 +1,9 @@
 """Dataset registry, the config -> settings translation, and the official DataLoader settings.
 
-Dataset builders register under the official ``cfg.data.name`` values (``DEX_YCB``, ``HO3D``) with
-:func:`register_dataset`; :func:`build_dataset` looks the name up and raises a KeyError listing the known
-names on a miss. Only the functions here and the registered builders read the config.
+Dataset builders register under the official ``cfg.data.name`` values (``DEX_YCB_HOPE``, ``HO3D_HOPE``, as the
+official experiment files spell them; ``DEX_YCB`` / ``HO3D`` are accepted aliases) with :func:`register_dataset`;
+:func:`build_dataset` looks the name up and raises a KeyError listing the known names on a miss. Only the
+functions here and the registered builders read the config.
 """
 from __future__ import annotations
 
@@ -16,10 +17,15 @@ from datasets.hand_object_sample import SampleSettings
 from utils.errors import ConfigKeyError
 
 DATASETS: dict[str, Callable] = {}
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ("train", "val", "test")
 # Extra resized copies of the crop: config key -> batch key (official-data-eval.md §2.7).
 EXTRA_IMAGE_KEYS = {"input_img_shape_1": "img_1", "input_img_shape_cls": "img_cls",
                     "input_img_shape_h": "img_h", "input_img_shape_ho": "img_ho"}
+
+
+# Names this project's configs used before adopting the official spelling; still accepted.
+DATASET_ALIASES = {"DEX_YCB": "DEX_YCB_HOPE", "HO3D": "HO3D_HOPE"}
 
 
 def register_dataset(name: str):
@@ -32,20 +38,38 @@ def register_dataset(name: str):
     return decorate
 
 
+def official_dataset_name(name: str) -> str:
+    """The official spelling of a ``cfg.data.name`` (``DEX_YCB`` -> ``DEX_YCB_HOPE``, ``HO3D`` -> ``HO3D_HOPE``)."""
+    return DATASET_ALIASES.get(name, name)
+
+
 def build_dataset(cfg, split: str) -> Dataset:
     """The dataset named ``cfg.data.name`` for ``split`` in train / val / test."""
     if split not in SPLITS:
         raise KeyError(f"unknown split {split!r}; expected one of {SPLITS}")
     try:
-        builder = DATASETS[cfg.data.name]
+        builder = DATASETS[official_dataset_name(cfg.data.name)]
     except KeyError:
-        raise ConfigKeyError(f"unknown dataset cfg.data.name={cfg.data.name!r}; known: {sorted(DATASETS)}") from None
+        raise ConfigKeyError(f"unknown dataset cfg.data.name={cfg.data.name!r} in {cfg.source}; known: "
+                             f"{sorted(DATASETS)} (also accepted: {sorted(DATASET_ALIASES)})") from None
     return builder(cfg, split)
 
 
 def dataset_root(cfg, default: str) -> Path:
-    """``cfg.data.root_dir`` (honoured here; the official code ignored it), else the official default."""
-    return Path(cfg.data.root_dir if cfg.data.root_dir else default)
+    """``cfg.data.root_dir`` (honoured here; the official code ignored it), else the official default ``default``.
+
+    A relative path (the official files write ``data/DexYCB``; the official loaders read ``./data/DexYCB`` from
+    the repository root) is taken relative to the repository root, never to the current directory. A folder
+    that does not exist is an error naming the key, the config file and the resolved path.
+    """
+    given = cfg.data.root_dir
+    root = Path(given if given else default).expanduser()
+    root = root if root.is_absolute() else REPOSITORY_ROOT / root
+    if not root.is_dir():
+        origin = f"data.root_dir={given!r}" if given else f"data.root_dir unset (official default {default!r})"
+        raise FileNotFoundError(f"{cfg.source}: {origin} -> dataset folder {root} does not exist; set data.root_dir "
+                                f"(in cfg.json or --set data.root_dir=/path/to/{Path(default).name})")
+    return root
 
 
 def sample_settings(cfg, split: str, rotation: str) -> SampleSettings:

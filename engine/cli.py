@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
@@ -31,7 +32,12 @@ def count(minimum: int):
 
 
 def load_run_config(args, extra_overrides=()):
-    """The experiment config with ``--set`` overrides and ``--model_dir`` applied."""
+    """The experiment config with ``--set`` overrides and ``--model_dir`` applied; logs a warning for every key it
+    sets that has no effect here (``utils/config_effects.py``: key, file, what the official code did)."""
     from utils.config import load_config
+    from utils.config_effects import inert_key_warnings
 
-    return load_config(args.model_dir, overrides=[*args.overrides, *extra_overrides], model_dir=args.model_dir)
+    cfg = load_config(args.model_dir, overrides=[*args.overrides, *extra_overrides], model_dir=args.model_dir)
+    for message in inert_key_warnings(cfg):
+        logging.getLogger("config").warning(message)
+    return cfg

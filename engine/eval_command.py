@@ -16,11 +16,16 @@ from utils.errors import InputError
 AB_CHECKPOINTS = {"resume_cls": "cls_model", "resume_h": "h_model", "resume_ho": "ho_model"}
 
 
-def eval_parser(description: str):
-    parser = base_parser(description)
-    parser.add_argument("--resume", default=None, help="checkpoint to evaluate (official layout or bare state dict)")
+def add_weight_arguments(parser) -> None:
+    """``--resume`` and the A+B ``--resume_cls/_h/_ho`` flags read by :func:`load_eval_weights`."""
+    parser.add_argument("--resume", default=None, help="checkpoint of the model (official layout or bare state dict)")
     for flag, part in AB_CHECKPOINTS.items():
         parser.add_argument(f"--{flag}", default=None, help=f"A+B models: checkpoint of the {part}")
+
+
+def eval_parser(description: str):
+    parser = base_parser(description)
+    add_weight_arguments(parser)
     parser.add_argument("--save_predictions", action="store_true",
                         help="also write per-sample predictions to <model_dir>/predictions_test.npz")
     parser.add_argument("--no_plots", action="store_true", help="skip the PCK plot PNGs")
@@ -64,7 +69,7 @@ def run_evaluation(argv, description: str, make_groups, table_name: str, check_c
     if check_config is not None:
         check_config(cfg)
 
-    from datasets import build_dataset, build_loader
+    from datasets import build_dataset, build_loader, official_dataset_name
     from models import build_model
     from engine.reports import write_group_reports
     from engine.eval_pass import collect, group_reports, save_predictions
@@ -81,7 +86,7 @@ def run_evaluation(argv, description: str, make_groups, table_name: str, check_c
     model, loader = accelerator.prepare(model, loader)
     logger.info("evaluating %d test samples on %d process(es), device %s", len(dataset), accelerator.num_processes,
                 accelerator.device)
-    is_ho3d = cfg.data.name == "HO3D"
+    is_ho3d = official_dataset_name(cfg.data.name) == "HO3D_HOPE"
     keep = ("pred_joints3d_cam", "pred_verts3d_cam", "root_joint_flip") if args.save_predictions or is_ho3d else ()
     predictions = collect(model, loader, accelerator, getattr(dataset, "object_points", None),
                           cfg.metric.obj_eval_mode, keep=keep,

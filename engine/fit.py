@@ -128,8 +128,8 @@ def load_optimizer_state(optimizer, state: dict, path) -> None:
 
 
 def restore(path, model, optimizer, scheduler, only_weights: bool, config: dict | None = None,
-            allow_config_change: bool = False) -> TrainState:
-    """Load a checkpoint before ``accelerator.prepare``.
+            allow_config_change: bool = False) -> tuple[TrainState, list[str]]:
+    """Load a checkpoint before ``accelerator.prepare``; returns the state and the model keys it lacked.
 
     ``only_weights`` (fine-tuning, e.g. UniHOPE from an HFL-Net checkpoint): parameters the checkpoint lacks keep
     their initialisation, optimizer / scheduler / counters start fresh. Otherwise the load is strict, the
@@ -137,9 +137,9 @@ def restore(path, model, optimizer, scheduler, only_weights: bool, config: dict 
     counters and the position inside the epoch are restored.
     """
     checkpoint = load_checkpoint(path)
-    load_weights(model, checkpoint["state_dict"], strict=not only_weights, source=str(path))
+    missing, _ = load_weights(model, checkpoint["state_dict"], strict=not only_weights, source=str(path))
     if only_weights:
-        return TrainState()
+        return TrainState(), missing
     check_resume_config(checkpoint.get("config"), config, path, allow_config_change)
     if checkpoint.get("optimizer"):
         load_optimizer_state(optimizer, checkpoint["optimizer"], path)
@@ -147,7 +147,23 @@ def restore(path, model, optimizer, scheduler, only_weights: bool, config: dict 
         scheduler.load_state_dict(checkpoint["scheduler"])
     return TrainState(epoch=checkpoint["epoch"], step=checkpoint["step"],
                       step_in_epoch=checkpoint.get("step_in_epoch", 0),
-                      score_status=checkpoint.get("score_status") or {}, loss_sums=checkpoint.get("loss_sums") or {})
+                      score_status=checkpoint.get("score_status") or {},
+                      loss_sums=checkpoint.get("loss_sums") or {}), missing
+
+
+def freeze_loaded_parameters(model, missing_keys) -> list[str]:
+    """Official ``train.freeze_model``: when the resumed checkpoint lacked some of the model's parameters (the
+    "new" ones), every parameter it did provide stops training (``requires_grad = False``); with nothing new,
+    nothing is frozen. Returns the names of the frozen parameters."""
+    missing = set(missing_keys)
+    named = list(model.named_parameters())
+    if not any(name in missing for name, _ in named):
+        return []
+    frozen = [name for name, _ in named if name not in missing]
+    for name, parameter in named:
+        if name not in missing:
+            parameter.requires_grad_(False)
+    return frozen
 
 
 def fit(trainer: Trainer, state: TrainState, num_epochs: int, val_loaders: dict, checkpoints: RunCheckpoints,
@@ -224,8 +240,15 @@ def make_trainer(cfg, accelerator, model, loss_fn, train_loader, resume=None, on
                         f"(the last partial batch is dropped)")
     optimizer = build_optimizer(model.parameters(), cfg.optimizer)
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch=len(train_loader))
-    state = restore(resume, model, optimizer, scheduler, only_weights, cfg.to_dict(), allow_config_change) \
-        if resume else TrainState()
+    state, missing = restore(resume, model, optimizer, scheduler, only_weights, cfg.to_dict(), allow_config_change) \
+        if resume else (TrainState(), [])
+    if cfg.train.freeze_model:
+        frozen = freeze_loaded_parameters(model, missing)
+        logging.getLogger("train").warning(
+            f"{cfg.source}: train.freeze_model froze {len(frozen)} loaded parameters (the checkpoint lacked "
+            f"{len(missing)} keys, which keep training)" if frozen else
+            f"{cfg.source}: train.freeze_model has no effect: it freezes the parameters loaded by --resume only when "
+            "the checkpoint lacks some of the model's (use --only_weights with such a checkpoint), as officially")
     if cfg.train.not_load_rot_reg:
         apply_not_load_rot_reg(cfg, model)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)

@@ -22,7 +22,7 @@ def mean_pose_config(model_dir: Path, data_root: Path, mano_root: Path, split: s
     """cfg.json contents of the trivial baseline on a DexYCB-format tree (``split`` setup, scored on its test
     split; the 64 px input is only read, never used by the model)."""
     return {"base": {"exp_name": Path(model_dir).name, "model_dir": str(model_dir), "mano_root": str(mano_root)},
-            "data": {"name": "DEX_YCB", "root_dir": str(data_root), "data_split": split,
+            "data": {"name": "DEX_YCB_HOPE", "root_dir": str(data_root), "data_split": split,
                      "input_img_shape": [64, 64], "eval_type": ["test"]},
             "model": {"name": "mean_pose"}, "test": {"batch_size": 32, "num_workers": 0}}
 

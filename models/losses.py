@@ -203,11 +203,28 @@ def build_classifier_loss(cfg):
     return GraspClassifierLoss()
 
 
+class EvaluationOnlyLoss:
+    """``placeholder``: the loss name of the official A+B configs (classifier + hand-only + hand-object model),
+    which are evaluation-only. Building it works (so every official config builds); calling it is an error that
+    names the config and says where the sub-models are trained."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def __call__(self, batch: dict, outputs: dict) -> dict:
+        raise RuntimeError(f"{self.source}: loss.name 'placeholder' marks an evaluation-only A+B config; train its "
+                           "sub-models from their own experiment folders (classifier.*, h2onet.*, handoccnet.*, "
+                           "hflnet.*) and evaluate with --resume_cls / --resume_h / --resume_ho")
+
+
+@register_loss("placeholder")
+def build_placeholder_loss(cfg):
+    return EvaluationOnlyLoss(cfg.source)
+
+
 def build_loss(cfg):
-    """The loss named by ``cfg.loss.name``; a miss lists the known names (A+B configs, ``placeholder``, are
-    evaluation-only and have no loss)."""
+    """The loss named by ``cfg.loss.name``; a miss lists the known names."""
     name = cfg.loss.name
     if name not in LOSSES:
-        raise ConfigKeyError(f"unknown loss.name {name!r} in {cfg.source}; known: {sorted(LOSSES)}"
-                       + (" ('placeholder' configs are evaluation-only)" if name == "placeholder" else ""))
+        raise ConfigKeyError(f"unknown loss.name {name!r} in {cfg.source}; known: {sorted(LOSSES)}")
     return LOSSES[name](cfg)

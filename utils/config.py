@@ -17,6 +17,9 @@ Project extensions (keys the official code does not have or ignored):
                         or resnet18 (CPU-sized runs)
     model.roi_res       side of the ROI feature maps of HFL-Net / UniHOPE (official 32; smaller is cheaper)
 
+Official keys accepted without an effect here are listed, with what the official code did with them, in
+``utils/config_effects.py``; the entry points warn about every one a config sets.
+
 Usage::
 
     cfg = load_config("experiment/unihope.dexycb_s0/cfg.json", overrides=["train.batch_size=8"])
@@ -49,7 +52,7 @@ class BaseSection:
 
 @dataclass(frozen=True)
 class DataSection:
-    name: str = "DEX_YCB"
+    name: str = "DEX_YCB_HOPE"
     root_dir: Optional[str] = None
     data_split: str = "s0"
     input_img_shape: list = field(default_factory=lambda: [128, 128])
@@ -99,6 +102,12 @@ class LossSection:
     name: str = ""
     weight: dict = field(default_factory=dict)
     loss_func: str = "l1_loss"
+    # Official HandOccNet keys: they only weighted that model's validation-metric entries (utils/config_effects.py)
+    lambda_mano_verts: Optional[float] = None
+    lambda_mano_joints: Optional[float] = None
+    lambda_mano_pose: Optional[float] = None
+    lambda_mano_shape: Optional[float] = None
+    lambda_joints_img: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -179,8 +188,8 @@ class Config:
 
 SECTIONS = {f.name: f.default_factory for f in fields(Config) if f.name != "source"}
 
-# Official keys the SimpleHand configs put in `train` rather than `optimizer` (both places are accepted).
-_TRAIN_ALIASES_TO_OPTIMIZER = ("warmup_epoch", "minibatch_per_epoch", "base_lr")
+# Official keys the SimpleHand configs put in `train` or `data` rather than `optimizer` (all places are accepted).
+_ALIASES_TO_OPTIMIZER = {"train": ("warmup_epoch", "minibatch_per_epoch", "base_lr"), "data": ("minibatch_per_epoch",)}
 
 
 def _suggest(key: str, known: Iterable[str]) -> str:
@@ -242,10 +251,11 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a JSON object with sections {sorted(SECTIONS)}")
     raw = json.loads(json.dumps(raw))  # deep copy; never mutate the caller's dict
-    train = raw.get("train", {})
-    for key in _TRAIN_ALIASES_TO_OPTIMIZER:
-        if isinstance(train, dict) and key in train:
-            raw.setdefault("optimizer", {}).setdefault(key, train.pop(key))
+    for section, keys in _ALIASES_TO_OPTIMIZER.items():
+        values = raw.get(section, {})
+        for key in keys:
+            if isinstance(values, dict) and key in values:
+                raw.setdefault("optimizer", {}).setdefault(key, values.pop(key))
     sections = {}
     for name, values in raw.items():
         if name not in SECTIONS:

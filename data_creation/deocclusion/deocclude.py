@@ -1,6 +1,6 @@
 """De-occlude the grasping training frames of a dataset split: the paired images for contrastive training.
 
-For each grasping training frame of the dataset named by an experiment config (``data.name`` DEX_YCB or HO3D,
+For each grasping training frame of the dataset named by an experiment config (``data.name`` DEX_YCB_HOPE or HO3D_HOPE,
 ``data.root_dir``, ``data.data_split``): crop the fused hand+object region, render the GT MANO hand depth,
 mask the object and hand (dilated), inpaint with SD-inpainting + a hand-depth ControlNet at each control
 strength, score original and candidates with a hand pose checkpoint (``score = MPJPE + PA-MPJPE + MPVPE +
@@ -28,7 +28,7 @@ from pathlib import Path
 from utils.errors import InputError, command_main
 
 # file-name prefix of each dataset's pair index: cfg.data.name -> prefix (datasets/deocc_pairs.py naming)
-INDEX_PREFIXES = {"DEX_YCB": lambda cfg: f"dexycb_{cfg.data.data_split}", "HO3D": lambda cfg: "ho3d"}
+INDEX_PREFIXES = {"DEX_YCB_HOPE": lambda cfg: f"dexycb_{cfg.data.data_split}", "HO3D_HOPE": lambda cfg: "ho3d"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -65,10 +65,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 def default_index_path(cfg, dataset_root: Path) -> Path:
     """The pair index the dataset's loader reads for ``cfg`` (``data.gen_version`` / ``data.gen_part``)."""
     from datasets.deocc_pairs import pair_index_path
+    from datasets.registry import official_dataset_name
 
-    if cfg.data.name not in INDEX_PREFIXES:
+    name = official_dataset_name(cfg.data.name)
+    if name not in INDEX_PREFIXES:
         raise KeyError(f"no de-occlusion support for cfg.data.name={cfg.data.name!r}; known: {sorted(INDEX_PREFIXES)}")
-    return pair_index_path(dataset_root, INDEX_PREFIXES[cfg.data.name](cfg), cfg.data.gen_version,
+    return pair_index_path(dataset_root, INDEX_PREFIXES[name](cfg), cfg.data.gen_version,
                            cfg.data.gen_part)
 
 

@@ -81,7 +81,7 @@ def has_hand(labels) -> bool:
                 or np.all(labels["pose_m"] == 0))
 
 
-class _Calibration:
+class Calibration:
     """Cached calibration files: camera intrinsics per serial, MANO betas per calibration name."""
 
     def __init__(self, root: Path):
@@ -102,7 +102,7 @@ class _Calibration:
         return self._betas[name]
 
 
-def frame_record(root: Path, sample: dict, labels, calibration: _Calibration, test_split: bool) -> dict:
+def frame_record(root: Path, sample: dict, labels, calibration: Calibration, test_split: bool) -> dict:
     """The JSON record of one frame (schema of official-data-eval.md §8.2)."""
     meta, meta_path, frame = sample["meta"], sample["meta_path"], sample["frame"]
     rel_dir = sample["camera_dir"].relative_to(root).as_posix()
@@ -129,7 +129,7 @@ def frame_record(root: Path, sample: dict, labels, calibration: _Calibration, te
 
 def iter_records(root: Path, setup: str, split: str) -> Iterator[tuple[str, dict]]:
     """Yield ``("id_<n>", record)`` for the frames of a split that show a hand."""
-    calibration = _Calibration(root)
+    calibration = Calibration(root)
     for n, sample in iter_split_frames(root, setup, split):
         label_path = sample["camera_dir"] / f"labels_{sample['frame']:06d}.npz"
         if not label_path.is_file():

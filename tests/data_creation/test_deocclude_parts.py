@@ -211,7 +211,7 @@ def test_default_index_path_is_where_the_loader_reads(tmp_path):
     cfg = config_from_dict({"data": {"name": "HO3D", "gen_part": 1}}, source="<test>")
     assert default_index_path(cfg, tmp_path) == tmp_path / "deocc" / "ho3d_train_v1.json"
     cfg = config_from_dict({"data": {"name": "FREIHAND"}}, source="<test>")
-    with pytest.raises(KeyError, match="FREIHAND.*known: \\['DEX_YCB', 'HO3D'\\]"):
+    with pytest.raises(KeyError, match="FREIHAND.*known: \\['DEX_YCB_HOPE', 'HO3D_HOPE'\\]"):
         default_index_path(cfg, tmp_path)
 
 

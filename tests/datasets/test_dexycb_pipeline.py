@@ -196,7 +196,7 @@ def test_registry_and_loaders(tiny_dexycb):
     cfg = config_from_dict({"base": {"mano_root": str(tiny_dexycb.mano_root)},
                             "data": {"name": "DEX_YCB", "root_dir": str(tiny_dexycb.root), "input_img_shape": [RES, RES]},
                             "train": {"batch_size": 5}, "test": {"batch_size": 4}})
-    with pytest.raises(KeyError, match=r"'NOPE'.*known: \['DEX_YCB', 'HO3D'\]"):
+    with pytest.raises(KeyError, match=r"'NOPE'.*known: \['DEX_YCB_HOPE', 'HO3D_HOPE'\] \(also accepted: \['DEX_YCB', 'HO3D'\]\)"):
         datasets.build_dataset(config_from_dict({"data": {"name": "NOPE"}}), "train")
     train = datasets.build_loader(cfg, "train")
     assert train.drop_last and len(train) == len(train.dataset) // 5

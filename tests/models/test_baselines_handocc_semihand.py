@@ -400,13 +400,13 @@ def test_experiment_configs_carry_the_official_values():
         for suffix in ("h", "h-ho"):
             cfg = load_config(ROOT / "experiment" / f"handoccnet.dexycb_{split}.{suffix}_train")
             assert (cfg.model.name, cfg.loss.name, cfg.data.name, cfg.data.data_split) == \
-                   ("hand_occ_net", "hand_occ_net", "DEX_YCB", split)
+                   ("hand_occ_net", "hand_occ_net", "DEX_YCB_HOPE", split)
             assert cfg.data.input_img_shape == [256, 256] and cfg.data.bbox_hand_normalize_2d_joint is False
             assert (cfg.train.num_epochs, cfg.train.batch_size, cfg.optimizer.lr) == (25, 64, 1e-4)
             assert cfg.scheduler.milestones == list(range(1, 26)) and cfg.scheduler.gamma == 0.9
     ho3d = load_config(ROOT / "experiment" / "handoccnet.ho3d.h-ho_train")
     assert (ho3d.data.name, ho3d.data.root_dir, ho3d.data.eval_type, ho3d.train.num_epochs) == \
-           ("HO3D", "data/HO3D_v2", ["val"], 70)
+           ("HO3D_HOPE", "data/HO3D_v2", ["val"], 70)
     assert ho3d.scheduler.milestones == [10, 20, 30, 40, 50, 60, 70] and ho3d.scheduler.gamma == 0.7
     for name in ("dexycb_s0.h-ho", "dexycb_s1.h-ho", "dexycb_s3.h-ho", "dexycb_s3.ho", "ho3d.h-ho"):
         cfg = load_config(ROOT / "experiment" / f"semihand.{name}_train")

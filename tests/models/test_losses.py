@@ -130,8 +130,11 @@ def test_unknown_distillation_feature_and_loss_name_errors():
     batch, outputs = _paired_batch_and_outputs([True], [False])
     with pytest.raises(KeyError, match="c4_h"):
         loss_fn(batch, outputs)
-    with pytest.raises(KeyError, match="placeholder.*evaluation-only"):
-        build_loss(config_from_dict({"loss": {"name": "placeholder"}}))
+    with pytest.raises(KeyError, match="unknown loss.name 'hflnet_typo'.*known: .*'hflnet'"):
+        build_loss(config_from_dict({"loss": {"name": "hflnet_typo"}}))
+    placeholder = build_loss(config_from_dict({"loss": {"name": "placeholder"}}, source="ab/cfg.json"))
+    with pytest.raises(RuntimeError, match="ab/cfg.json: loss.name 'placeholder' marks an evaluation-only"):
+        placeholder(batch, outputs)
 
 
 def test_hflnet_loss_votes_on_every_sample_and_has_no_switch_terms():

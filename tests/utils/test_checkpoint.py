@@ -141,3 +141,19 @@ def test_non_finite_weights_are_named_at_load(tmp_path):
     with pytest.raises(CheckpointError, match=r"nan\.pth: non-finite weights .* 2 \(0\.weight \(1 of 6 values\), "
                                               r"1\.running_var \(1 of 2 values\)\)"):
         load_model_checkpoint(model, tmp_path / "nan.pth")
+
+
+def test_strict_load_refuses_a_checkpoint_with_only_unexpected_keys(tmp_path):
+    state = _model().state_dict()
+    state["head.extra.weight"] = torch.ones(3)
+    save_checkpoint(tmp_path / "extra.pth", state)
+    fresh = _model()
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    with pytest.raises(CheckpointMismatchError) as err:
+        load_model_checkpoint(fresh, tmp_path / "extra.pth")
+    message = str(err.value)
+    assert "missing 0 ()" in message and "unexpected 1 (head.extra.weight)" in message
+    for key, value in fresh.state_dict().items():  # nothing was loaded before the refusal
+        assert torch.equal(value, before[key])
+    load_model_checkpoint(fresh, tmp_path / "extra.pth", strict=False)  # non-strict: the extra key is skipped
+    assert torch.equal(fresh[0].weight, state["0.weight"])
