@@ -103,7 +103,8 @@ def main(argv=None) -> None:
                                       str(trivial / "model_mean.pth"), "--no_plots"])
     experiment = write_experiment(out / "unihope.synthetic", unihope_config(out, args))
     latest = experiment / "model_latest.pth"
-    resume = ["--resume", str(latest)] if latest.is_file() else []
+    # a rerun with another --epochs moves the learning-rate milestone: resume anyway (train.py warns)
+    resume = ["--resume", str(latest), "--allow_config_change"] if latest.is_file() else []
     run(f"train UniHOPE on the {training_device_name()}", [py, "train.py", "--model_dir", str(experiment), *resume])
     checkpoint = str(experiment / "val_model_best.pth")
     for script in ("eval.py", "eval_h_ho.py", "eval_occ_intervals.py"):

@@ -4,6 +4,7 @@
         --resume experiment/unihope.dexycb_s0/test_model_best.pth
 """
 from engine.cli import eval_parser
+from utils.errors import command_main
 
 
 def groups(predictions, cfg):
@@ -20,4 +21,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    command_main(main)

@@ -8,6 +8,7 @@ as empty.
         --resume experiment/unihope.dexycb_s0/test_model_best.pth --set data.occ_intervals=[0,0.5,1]
 """
 from engine.cli import eval_parser
+from utils.errors import command_main
 
 
 def groups(predictions, cfg):
@@ -16,12 +17,19 @@ def groups(predictions, cfg):
     return occlusion_groups(predictions.hand.occlusion_ratios, cfg.data.occ_intervals)
 
 
+def check_edges(cfg):
+    """``data.occ_intervals`` must be usable bin edges; checked before any model or data is loaded."""
+    from utils.evaluation import occlusion_edges  # lazy (entry point): --help answers without numpy
+
+    occlusion_edges(cfg.data.occ_intervals)
+
+
 def main(argv=None):
     args = eval_parser("Evaluate by hand-occlusion ratio bins.").parse_args(argv)
     from engine.eval_command import run_evaluation  # lazy (entry point): --help answers without torch or the models
 
-    return run_evaluation(args, groups, "scores_occ_table.txt")
+    return run_evaluation(args, groups, "scores_occ_table.txt", check_config=check_edges)
 
 
 if __name__ == "__main__":
-    main()
+    command_main(main)

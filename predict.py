@@ -3,7 +3,7 @@
     python predict.py photo.jpg --model_dir experiment/unihope.dexycb_s0 --resume test_model_best.pth \\
         --boxes boxes.json --out predictions/
 """
-import sys
+from utils.errors import command_main
 
 
 def main(argv=None):
@@ -13,4 +13,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    command_main(main)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 
-from engine.cli import base_parser, load_run_config
+from engine.cli import base_parser, count, load_run_config
+from utils.errors import command_main
 
 
 def parse_args(argv=None):
@@ -19,9 +20,11 @@ def parse_args(argv=None):
     parser.add_argument("--only_weights", "-ow", action="store_true",
                         help="load weights only (non-strict, fresh optimizer): fine-tuning from another model")
     parser.add_argument("--skip_evaluate", action="store_true", help="no validation after each epoch")
-    parser.add_argument("--save_every_steps", type=int, default=0,
-                        help="also write model_latest.pth every N steps (pre-emptible jobs)")
-    parser.add_argument("--stop_after_steps", type=int, default=None,
+    parser.add_argument("--allow_config_change", action="store_true",
+                        help="--resume even if the config changed in ways that break step-exact resume (warns)")
+    parser.add_argument("--save_every_steps", type=count(0), default=0,
+                        help="also write model_latest.pth every N steps (pre-emptible jobs; 0 = never)")
+    parser.add_argument("--stop_after_steps", type=count(1), default=None,
                         help="leave after N global steps with model_latest.pth written (resume later)")
     return parser.parse_args(argv)
 
@@ -36,6 +39,7 @@ def main(argv=None):
     from datasets import build_dataset, build_loader
     from models import build_model
     from models.losses import build_loss
+    from utils.atomic import remove_stale_temporaries
     from utils.config import save_config
     from utils.runtime import (allow_tf32_matmul, make_accelerator, resolve_mixed_precision, seed_everything,
                                setup_logger, summary_writer)
@@ -52,6 +56,8 @@ def main(argv=None):
     os.makedirs(cfg.base.model_dir, exist_ok=True)
     logger = setup_logger("train", os.path.join(cfg.base.model_dir, "train.log"), main_process)
     if main_process:
+        for leftover in remove_stale_temporaries(cfg.base.model_dir):
+            logger.info("removed %s, left by an interrupted save", leftover)
         save_config(cfg, os.path.join(cfg.base.model_dir, "cfg_resolved.json"))
     seed_everything(cfg.base.seed, accelerator.process_index)
     logger.info("processes=%d device=%s global batch=%d precision=%s channels_last=%s tf32=%s compile=%s",
@@ -67,8 +73,9 @@ def main(argv=None):
         for split in cfg.data.eval_type}
     writer = summary_writer(cfg.base.model_dir, main_process)
     trainer, state = make_trainer(cfg, accelerator, model, build_loss(cfg), train_loader, resume=args.resume,
-                                  only_weights=args.only_weights, writer=writer)
-    checkpoints = RunCheckpoints(cfg.base.model_dir, accelerator, cfg.summary, args.save_every_steps)
+                                  only_weights=args.only_weights, writer=writer,
+                                  allow_config_change=args.allow_config_change)
+    checkpoints = RunCheckpoints(cfg.base.model_dir, accelerator, cfg.summary, args.save_every_steps, cfg.to_dict())
     state = fit(trainer, state, cfg.train.num_epochs, val_loaders, checkpoints, logger,
                 with_global=cfg.train.w_gr, stop_after_steps=args.stop_after_steps)
     logger.info("finished at epoch %d, step %d; scores %s", state.epoch, state.step, state.score_status)
@@ -99,4 +106,4 @@ def _first(dataset, limit):
 
 
 if __name__ == "__main__":
-    main()
+    command_main(main)

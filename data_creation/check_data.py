@@ -42,6 +42,7 @@ from datasets.dexycb_index import load_index
 from datasets.ho3d import load_ho3d_index, image_file, meta_file, split_keys
 from datasets.label_files import load_label_dict, read_rgb
 from utils.atomic import atomic_write_json
+from utils.errors import DataError, command_main
 from utils.ycb import YCB_CLASSES
 
 DATASETS = ("dexycb", "ho3d")
@@ -103,7 +104,7 @@ def check_images(report: DataReport, paths: Iterable[Path], decode: bool) -> Non
         elif decode:
             try:
                 read_rgb(path)
-            except FileNotFoundError:
+            except (FileNotFoundError, DataError):
                 report.problems.append(f"{path}: cannot be decoded (truncated or not an image)")
 
 
@@ -251,4 +252,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    main()
+    command_main(main)

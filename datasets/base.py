@@ -2,7 +2,9 @@
 
 A subclass provides the records (:meth:`HandObjectDataset.record`), the object mask of a training frame,
 and its split-specific extra keys; this class reads the image, looks up the de-occluded partner, calls the
-shared mapper :func:`datasets.hand_object_sample.build_sample`, and converts the result to tensors.
+shared mapper :func:`datasets.hand_object_sample.build_sample`, and converts the result to tensors. Every sample
+carries its dataset key (DexYCB ``id_<n>``, HO3D ``SEQ/ID``) under :data:`SAMPLE_KEY`, so errors about a batch
+(the training loop's non-finite loss guard) can name its samples.
 
 Randomness: each process (main or data-loader worker) draws augmentations from its own
 ``numpy.random.Generator`` seeded from ``torch.initial_seed()`` the first time it needs one, so workers
@@ -22,10 +24,20 @@ from datasets.hand_object_sample import HandObjectRecord, SampleSettings, build_
 from datasets.label_files import read_rgb
 
 
+SAMPLE_KEY = "sample_key"  # batch key of the samples' dataset keys (a list of str after collation)
+
+
 def to_tensors(sample: dict) -> dict:
-    """numpy arrays / scalars -> torch tensors (dtypes kept: float32, int64, bool, uint8)."""
-    return {key: torch.from_numpy(np.ascontiguousarray(value)) if isinstance(value, np.ndarray)
-            else torch.tensor(value) for key, value in sample.items()}
+    """numpy arrays / scalars -> torch tensors (dtypes kept: float32, int64, bool, uint8); strings unchanged."""
+    return {key: _to_tensor(value) for key, value in sample.items()}
+
+
+def _to_tensor(value):
+    if isinstance(value, str):
+        return value
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    return torch.tensor(value)
 
 
 class HandObjectDataset(Dataset):
@@ -79,4 +91,4 @@ class HandObjectDataset(Dataset):
         mask = self.object_mask(index, record, image.shape[:2]) if self.settings.augment else None
         entry, generated = self.partner(record)
         sample = build_sample(record, image, self.settings, rng, mask=mask, pair=entry, generated_crop=generated)
-        return to_tensors(self.finish_sample(record, sample))
+        return to_tensors({**self.finish_sample(record, sample), SAMPLE_KEY: record.key})

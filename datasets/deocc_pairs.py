@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from utils.atomic import atomic_write_json
+from utils.errors import DataError
 
 FORMAT = "unihope-deocc-pairs"
 VERSION = 1
@@ -56,7 +57,8 @@ def load_pair_index(path: str | Path) -> dict[str, PairEntry]:
 
     Raises:
         FileNotFoundError: naming the file.
-        ValueError: wrong format marker, or an entry with a missing / non-numeric field (names file and key).
+        DataError: wrong format marker, an entry with a missing / non-numeric field, or an image path outside the
+            index's folder (names file and key).
     """
     path = Path(path)
     if not path.is_file():
@@ -64,33 +66,46 @@ def load_pair_index(path: str | Path) -> dict[str, PairEntry]:
     try:
         content = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: invalid JSON ({err})") from None
+        raise DataError(f"{path}: invalid JSON ({err})") from None
     if not isinstance(content, dict) or content.get("format") != FORMAT or not isinstance(content.get("pairs"), dict):
-        raise ValueError(f"{path}: expected a JSON object with format={FORMAT!r} and a 'pairs' object")
+        raise DataError(f"{path}: expected a JSON object with format={FORMAT!r} and a 'pairs' object")
     pairs = {}
     for key, entry in content["pairs"].items():
         missing = [name for name in _FIELDS if not isinstance(entry, dict) or name not in entry]
         if missing:
-            raise ValueError(f"{path}: pair '{key}' lacks field(s) {missing}; expected {list(_FIELDS)}")
+            raise DataError(f"{path}: pair '{key}' lacks field(s) {missing}; expected {list(_FIELDS)}")
         scores = [entry[name] for name in _FIELDS[1:]]
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in scores):
-            raise ValueError(f"{path}: pair '{key}': ori_score/gen_score/strength must be finite numbers, "
+            raise DataError(f"{path}: pair '{key}': ori_score/gen_score/strength must be finite numbers, "
                              f"got {scores}")
-        pairs[key] = PairEntry(str(path.parent / entry["gen_image_path"]), *(float(v) for v in scores))
+        pairs[key] = PairEntry(str(path.parent / _inside_folder(entry["gen_image_path"], path, key)),
+                               *(float(v) for v in scores))
     return pairs
+
+
+def _inside_folder(image: object, path: Path, key: str) -> str:
+    """``image`` if it is a relative path that stays inside the index's folder; DataError naming the file and pair
+    otherwise (absolute paths, ``..`` parts)."""
+    text = str(image).replace("\\", "/")
+    if not isinstance(image, str) or not text or text.startswith("/") or ":" in text \
+            or ".." in text.split("/"):
+        raise DataError(f"{path}: pair '{key}': gen_image_path {image!r} must be a path relative to the index's "
+                        f"folder without '..' (the index may only point at files inside {path.parent})")
+    return text
 
 
 def write_pair_index(path: str | Path, pairs: dict[str, PairEntry]) -> None:
     """Write a pair index atomically; ``gen_image_path`` is stored relative to the index folder (absolute image
     paths are converted, whether ``path`` itself is absolute or relative to the working directory; relative
-    image paths are taken as already relative to the index folder)."""
+    image paths are taken as already relative to the index folder). Images must lie inside the index folder, where
+    :func:`load_pair_index` looks for them (DataError otherwise)."""
     path = Path(path)
     out = {}
     for key, entry in pairs.items():
         record = asdict(entry)
         image = Path(entry.gen_image_path)
-        record["gen_image_path"] = os.path.relpath(image, os.path.abspath(path.parent)) if image.is_absolute() \
-            else str(image)
+        relative = os.path.relpath(image, os.path.abspath(path.parent)) if image.is_absolute() else str(image)
+        record["gen_image_path"] = _inside_folder(relative, path, key)
         out[key] = record
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, {"format": FORMAT, "version": VERSION, "pairs": out})

@@ -18,6 +18,7 @@ official loader read the test file there), so models can be selected without the
 """
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -29,6 +30,7 @@ from datasets.dexycb_index import DexYCBIndex, load_index
 from datasets.hand_object_sample import HandObjectRecord, SampleSettings
 from datasets.label_files import grasp_flags, image_size, occlusion_ratios, read_mask, read_points_xyz
 from datasets.registry import dataset_root, register_dataset, sample_settings
+from utils.errors import DataError, MissingKeyError
 from utils.mano_io import ManoAssets, load_mano_assets, resolve_mano_root
 from utils.mano_pose import dexycb_pose_to_right_flat
 from utils.ycb import bbox21_from_points, ycb_class_name
@@ -132,10 +134,15 @@ class DexYCBDataset(HandObjectDataset):
         label_path = self.root / self.index.label_file(i)
         if not label_path.is_file():
             raise FileNotFoundError(f"no object mask for sample '{record.key}': neither {render} nor {label_path}")
-        with np.load(label_path, allow_pickle=False) as labels:
-            if "seg" not in labels:
-                raise KeyError(f"{label_path}: no 'seg' array (sample '{record.key}')")
-            return np.where(labels["seg"] == record.object_class, 255, 0).astype(np.uint8)
+        try:
+            with np.load(label_path, allow_pickle=False) as labels:
+                seg = labels["seg"] if "seg" in labels else None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise DataError(f"{label_path}: not a readable .npz of numeric arrays (sample '{record.key}'; truncated, "
+                            f"corrupt or holding object arrays: {err})") from None
+        if seg is None:
+            raise MissingKeyError(f"{label_path}: no 'seg' array (sample '{record.key}')")
+        return np.where(seg == record.object_class, 255, 0).astype(np.uint8)
 
     def finish_sample(self, record: HandObjectRecord, sample: dict) -> dict:
         mode = "train" if self.split == "train" else "eval"

@@ -17,18 +17,23 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
+import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from utils.atomic import atomic_write
+from utils.errors import DataError, MissingKeyError
+from utils.ycb import YCB_CLASSES
+
 INDEX_FORMAT_VERSION = 1
 _CHUNK_CHARS = 1 << 22
 _SUBJECT_DIR = re.compile(r"^\d{8}-subject-\d{2}$")
 _COLOR_FILE = re.compile(r"^(?P<dir>.*)/color_(?P<frame>\d+)\.jpg$")
 _KEY = re.compile(r"^id_(?P<n>\d+)$")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)  # larger values would become infinity in the float32 index
 
 
 @dataclass(frozen=True)
@@ -119,18 +124,18 @@ def iter_json_object(path: str | Path, chunk_chars: int = _CHUNK_CHARS) -> Itera
                         return value
                 except json.JSONDecodeError:
                     if eof:
-                        raise ValueError(f"{path}: invalid JSON near character offset {f.tell()}") from None
+                        raise DataError(f"{path}: invalid JSON near character offset {f.tell()}") from None
                 refill()
 
         if peek() != "{":
-            raise ValueError(f"{path}: expected a JSON object of records {{'id_<n>': {{...}}, ...}}")
+            raise DataError(f"{path}: expected a JSON object of records {{'id_<n>': {{...}}, ...}}")
         pos += 1
         if peek() == "}":
             return
         while True:
             key = decode()
             if peek() != ":":
-                raise ValueError(f"{path}: expected ':' after key {key!r}")
+                raise DataError(f"{path}: expected ':' after key {key!r}")
             pos += 1
             peek()
             yield key, decode()
@@ -139,7 +144,7 @@ def iter_json_object(path: str | Path, chunk_chars: int = _CHUNK_CHARS) -> Itera
             if separator == "}":
                 return
             if separator != ",":
-                raise ValueError(f"{path}: expected ',' or '}}' after the record {key!r}")
+                raise DataError(f"{path}: expected ',' or '}}' after the record {key!r}")
             peek()
 
 
@@ -147,45 +152,72 @@ def relative_camera_dir(color_file: str, path: Path, key: str) -> tuple[str, int
     """``.../<subject>/<sequence>/<serial>/color_000012.jpg`` -> (``<subject>/<sequence>/<serial>``, 12)."""
     match = _COLOR_FILE.match(color_file.replace("\\", "/"))
     if match is None:
-        raise ValueError(f"{path}: record '{key}': color_file {color_file!r} does not end in "
+        raise DataError(f"{path}: record '{key}': color_file {color_file!r} does not end in "
                          f"'<camera dir>/color_XXXXXX.jpg'")
     parts = match["dir"].split("/")
     starts = [i for i, part in enumerate(parts) if _SUBJECT_DIR.match(part)]
-    directory = "/".join(parts[starts[-1]:] if starts else parts)
-    return directory, int(match["frame"])
+    kept = parts[starts[-1]:] if starts else parts
+    if any(part in ("", ".", "..") or ":" in part for part in kept):
+        raise DataError(f"{path}: record '{key}': color_file {color_file!r} leaves the DexYCB root (an absolute path "
+                        f"without a 'YYYYMMDD-subject-NN' folder, or '..'); expected a path inside the root")
+    return "/".join(kept), int(match["frame"])
 
 
 def _field(record: dict, name: str, size: int, path: Path, key: str) -> np.ndarray:
+    """(size,) float32 values of a numeric field; DataError naming file, record and field unless they are ``size``
+    finite numbers."""
     if name not in record:
-        raise KeyError(f"{path}: record '{key}' lacks field '{name}'")
-    values = np.asarray(record[name], dtype=np.float32).ravel()
+        raise MissingKeyError(f"{path}: record '{key}' lacks field '{name}'")
+    try:
+        values = np.asarray(record[name])
+    except ValueError:  # ragged nesting
+        values = np.asarray(None)
+    if values.dtype.kind not in "iuf":  # strings, booleans, null, ragged lists: numpy would convert some silently
+        raise DataError(f"{path}: record '{key}': field '{name}' must hold numbers, got {record[name]!r:.80}")
+    values = values.astype(np.float64).ravel()
     if values.size != size:
-        raise ValueError(f"{path}: record '{key}': field '{name}' has {values.size} values, expected {size}")
-    return values
+        raise DataError(f"{path}: record '{key}': field '{name}' has {values.size} values, expected {size}")
+    if not np.all(np.abs(values) <= _FLOAT32_MAX):
+        raise DataError(f"{path}: record '{key}': field '{name}' holds non-finite values (NaN or infinity) at "
+                        f"positions {np.flatnonzero(~(np.abs(values) <= _FLOAT32_MAX))[:8].tolist()}")
+    return values.astype(np.float32)
+
+
+def _integer(record: dict, name: str, path: Path, key: str, low: int, high: int) -> int:
+    """A whole-number field in ``[low, high]``; DataError naming file, record and field otherwise."""
+    value = record[name]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise DataError(f"{path}: record '{key}': field '{name}' must be a whole number in [{low}, {high}], "
+                        f"got {value!r:.80}")
+    return value
 
 
 def _parse_record(record: dict, path: Path, key: str) -> dict:
     for name in ("color_file", "intrinsics", "ycb_ids", "ycb_grasp_ind", "mano_side", "pose_y"):
         if name not in record:
-            raise KeyError(f"{path}: record '{key}' lacks field '{name}'")
+            raise MissingKeyError(f"{path}: record '{key}' lacks field '{name}'")
     directory, frame = relative_camera_dir(record["color_file"], path, key)
     intr = record["intrinsics"]
-    missing = [name for name in ("fx", "fy", "ppx", "ppy") if name not in intr]
+    missing = [name for name in ("fx", "fy", "ppx", "ppy") if not isinstance(intr, dict) or name not in intr]
     if missing:
-        raise KeyError(f"{path}: record '{key}': intrinsics lacks {missing}")
-    grasp = int(record["ycb_grasp_ind"])
-    if not 0 <= grasp < len(record["ycb_ids"]) or grasp >= len(record["pose_y"]):
-        raise ValueError(f"{path}: record '{key}': ycb_grasp_ind {grasp} outside ycb_ids / pose_y")
+        raise MissingKeyError(f"{path}: record '{key}': intrinsics lacks {missing}")
+    if not isinstance(record["ycb_ids"], list) or not isinstance(record["pose_y"], list):
+        raise DataError(f"{path}: record '{key}': fields 'ycb_ids' and 'pose_y' must be lists")
+    grasp = _integer(record, "ycb_grasp_ind", path, key, 0, min(len(record["ycb_ids"]), len(record["pose_y"])) - 1)
     if record["mano_side"] not in ("left", "right"):
-        raise ValueError(f"{path}: record '{key}': mano_side must be 'left' or 'right', got {record['mano_side']!r}")
+        raise DataError(f"{path}: record '{key}': mano_side must be 'left' or 'right', got {record['mano_side']!r}")
+    ycb_id = _integer({"ycb_ids": record["ycb_ids"][grasp]}, "ycb_ids", path, key, 1, len(YCB_CLASSES))
+    intrinsics = _field({"intrinsics": [intr[name] for name in ("fx", "fy", "ppx", "ppy")]}, "intrinsics", 4, path,
+                        key)
+    if np.any(intrinsics[:2] <= 0):
+        raise DataError(f"{path}: record '{key}': intrinsics fx, fy must be positive, got {intrinsics[:2].tolist()}")
     return dict(
-        directory=directory, frame=frame,
-        intrinsics=np.array([intr["fx"], intr["fy"], intr["ppx"], intr["ppy"]], np.float32),
+        directory=directory, frame=frame, intrinsics=intrinsics,
         pose_m=_field(record, "pose_m", 51, path, key),
         betas=_field(record, "mano_betas", 10, path, key),
         joint_3d=_field(record, "joint_3d", 63, path, key).reshape(21, 3),
         joint_2d=_field(record, "joint_2d", 42, path, key).reshape(21, 2),
-        grasp_ycb_id=int(record["ycb_ids"][grasp]),
+        grasp_ycb_id=ycb_id,
         grasp_pose=_field({"pose_y": record["pose_y"][grasp]}, "pose_y", 12, path, key).reshape(3, 4),
         is_left=record["mano_side"] == "left")
 
@@ -200,9 +232,9 @@ def build_index(json_path: str | Path) -> DexYCBIndex:
     for key, record in iter_json_object(path):
         match = _KEY.match(key)
         if match is None:
-            raise ValueError(f"{path}: key {key!r} is not of the form 'id_<n>'")
+            raise DataError(f"{path}: key {key!r} is not of the form 'id_<n>'")
         if not isinstance(record, dict):
-            raise ValueError(f"{path}: record '{key}' is not a JSON object")
+            raise DataError(f"{path}: record '{key}' is not a JSON object")
         parsed = _parse_record(record, path, key)
         dir_index.append(dir_ids.setdefault(parsed.pop("directory"), len(dir_ids)))
         frames.append(parsed.pop("frame"))
@@ -217,7 +249,7 @@ def build_index(json_path: str | Path) -> DexYCBIndex:
               for name, values in columns.items()}
     order = np.argsort(arrays["key_ids"], kind="stable")
     if len(order) > 1 and np.any(np.diff(arrays["key_ids"][order]) == 0):
-        raise ValueError(f"{path}: duplicate sample keys")
+        raise DataError(f"{path}: duplicate sample keys")
     arrays = {name: value[order] for name, value in arrays.items()}
     return DexYCBIndex(dirs=np.array(list(dir_ids), dtype=str), dir_index=np.asarray(dir_index, np.int32)[order],
                        frame=np.asarray(frames, np.int32)[order], **arrays)
@@ -234,16 +266,24 @@ def _source_stamp(json_path: Path) -> np.ndarray:
 
 
 def write_npz_atomic(path: Path, arrays: dict) -> None:
-    """``np.savez`` (uncompressed, no pickles) to a temporary file in the same folder, then rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """``np.savez`` (uncompressed, no pickles) to ``path`` atomically (utils/atomic.py)."""
+    with atomic_write(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def read_index_cache(cache: Path, stamp: np.ndarray, names: list[str]) -> dict | None:
+    """The arrays ``names`` (those present) of an index cache whose ``source_stamp`` equals ``stamp``; None when the
+    cache is missing, stale, or unreadable (truncated, corrupt, object arrays, a missing array): it is then rebuilt.
+    """
+    if not cache.is_file():
+        return None
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        with np.load(cache, allow_pickle=False) as stored:
+            if not np.array_equal(stored["source_stamp"], stamp):
+                return None
+            return {name: stored[name] for name in names if name in stored}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
 
 
 def load_index(json_path: str | Path) -> DexYCBIndex:
@@ -261,10 +301,10 @@ def load_index(json_path: str | Path) -> DexYCBIndex:
                                 f"(written by data_creation/labels/create_dataset_dexycb.py or the authors' release)")
     stamp = _source_stamp(json_path)
     cache = cache_path(json_path)
-    if cache.is_file():
-        with np.load(cache, allow_pickle=False) as stored:
-            if np.array_equal(stored["source_stamp"], stamp):
-                return DexYCBIndex(**{fl.name: stored[fl.name] for fl in fields(DexYCBIndex)})
+    names = [fl.name for fl in fields(DexYCBIndex)]
+    stored = read_index_cache(cache, stamp, names)
+    if stored is not None and len(stored) == len(names):
+        return DexYCBIndex(**stored)
     index = build_index(json_path)
     if os.access(cache.parent, os.W_OK):
         write_npz_atomic(cache, {"source_stamp": stamp, **{fl.name: getattr(index, fl.name) for fl in fields(index)}})

@@ -29,7 +29,7 @@ or their sizes / modification times change.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Optional
 
@@ -37,11 +37,12 @@ import numpy as np
 
 from datasets.base import HandObjectDataset
 from datasets.deocc_pairs import PairEntry, load_pair_index, pair_index_path
-from datasets.dexycb_index import write_npz_atomic
+from datasets.dexycb_index import read_index_cache, write_npz_atomic
 from datasets.geometry import convex_silhouette, transform_points
 from datasets.hand_object_sample import HandObjectRecord, SampleSettings
 from datasets.label_files import grasp_flags, occlusion_ratios, read_points_xyz
 from datasets.registry import dataset_root, register_dataset, sample_settings
+from utils.errors import DataError, MissingKeyError
 from utils.hand_conventions import HO3D_TO_MANOPTH_ORDER, NUM_BETAS, NUM_POSE_PARAMS, OPENGL_TO_OPENCV, reorder_joints
 from utils.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from utils.safe_pickle import load_pickle
@@ -53,6 +54,7 @@ OBJ_CLS_WIDTH = 21  # obj_cls: object name left-padded with spaces to 21 charact
 INDEX_FORMAT_VERSION = 1
 _YCB_IDS = {name: ycb_id for ycb_id, name in YCB_CLASSES.items()}
 _SEQUENCE = re.compile(r"^(?P<prefix>[A-Za-z]+)(?P<number>\d*)$")
+_FRAME_KEY = re.compile(r"^[\w-]+/[\w-]+$")  # evaluation.txt line: SEQUENCE/FRAME, both plain names
 
 
 def natural_key(name: str) -> tuple:
@@ -91,8 +93,26 @@ def encode_object_name(name: str) -> np.ndarray:
 
 def _meta_value(meta: dict, key: str, path: Path):
     if key not in meta:
-        raise KeyError(f"{path}: missing key '{key}'")
+        raise MissingKeyError(f"{path}: missing key '{key}'")
     return meta[key]
+
+
+def _meta_array(meta: dict, key: str, path: Path, shape: tuple) -> np.ndarray:
+    """float64 array of ``shape`` from a meta entry; DataError naming the file and key unless it holds that many
+    finite numbers."""
+    value = _meta_value(meta, key, path)
+    try:
+        array = np.asarray(value)
+    except ValueError:  # ragged nesting
+        array = np.asarray(None)
+    if array.dtype.kind not in "iuf":  # strings, booleans, None: numpy would convert some silently
+        raise DataError(f"{path}: '{key}' must hold numbers, got {type(value).__name__} of {array.dtype}")
+    array = array.astype(np.float64)
+    if array.size != int(np.prod(shape)):
+        raise DataError(f"{path}: '{key}' has shape {array.shape}, expected {shape}")
+    if not np.all(np.isfinite(array)):
+        raise DataError(f"{path}: '{key}' holds non-finite values (NaN or infinity)")
+    return array.reshape(shape)
 
 
 @dataclass(frozen=True)
@@ -123,7 +143,12 @@ def split_keys(root: Path, split: str) -> list[str]:
         listing = root / "evaluation.txt"
         if not listing.is_file():
             raise FileNotFoundError(f"HO3D evaluation list not found: {listing}")
-        return [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+        keys = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+        wrong = [key for key in keys if not _FRAME_KEY.match(key)]
+        if wrong:
+            raise DataError(f"{listing}: {len(wrong)} line(s) are not 'SEQUENCE/FRAME' names inside the dataset "
+                            f"(no '..', no absolute path), e.g. {wrong[0]!r}")
+        return keys
     train_dir = root / "train"
     if not train_dir.is_dir():
         raise FileNotFoundError(f"HO3D training folder not found: {train_dir}")
@@ -152,27 +177,25 @@ def _read_frame(path: Path, annotated: bool) -> Optional[dict]:
     """One meta pickle -> converted arrays, or None for a frame without annotation."""
     meta = load_pickle(path)
     if not isinstance(meta, dict):
-        raise ValueError(f"{path}: expected a pickled dict")
+        raise DataError(f"{path}: expected a pickled dict")
     if meta.get("objRot") is None or (annotated and meta.get("handPose") is None):
         return None
     name = str(_meta_value(meta, "objName", path))
     if name not in _YCB_IDS:
-        raise KeyError(f"{path}: unknown objName {name!r}; expected a YCB name such as '006_mustard_bottle'")
-    out = dict(intrinsics=np.asarray(_meta_value(meta, "camMat", path), np.float64).reshape(3, 3),
-               object_pose=opengl_pose_to_opencv(_meta_value(meta, "objRot", path),
-                                                 _meta_value(meta, "objTrans", path)),
+        raise DataError(f"{path}: unknown objName {name!r}; expected a YCB name such as '006_mustard_bottle'")
+    out = dict(intrinsics=_meta_array(meta, "camMat", path, (3, 3)),
+               object_pose=opengl_pose_to_opencv(_meta_array(meta, "objRot", path, (3,)),
+                                                 _meta_array(meta, "objTrans", path, (3,))),
                object_id=_YCB_IDS[name])
-    joints = np.asarray(_meta_value(meta, "handJoints3D", path), np.float64)
     if annotated:
-        if joints.shape != (21, 3):
-            raise ValueError(f"{path}: 'handJoints3D' has shape {joints.shape}, expected (21, 3)")
+        joints = _meta_array(meta, "handJoints3D", path, (21, 3))
         joints = reorder_joints(joints @ OPENGL_TO_OPENCV, HO3D_TO_MANOPTH_ORDER)
         out.update(joints_3d=joints, root_joint=joints[0],
-                   mano_pose=opengl_mano_pose_to_opencv(_meta_value(meta, "handPose", path)),
-                   betas=np.asarray(_meta_value(meta, "handBeta", path), np.float64).reshape(NUM_BETAS))
+                   mano_pose=opengl_mano_pose_to_opencv(_meta_array(meta, "handPose", path, (NUM_POSE_PARAMS,))),
+                   betas=_meta_array(meta, "handBeta", path, (NUM_BETAS,)))
     else:
-        out.update(root_joint=joints.reshape(3) @ OPENGL_TO_OPENCV,
-                   hand_box=np.asarray(_meta_value(meta, "handBoundingBox", path), np.float64).reshape(4))
+        out.update(root_joint=_meta_array(meta, "handJoints3D", path, (3,)) @ OPENGL_TO_OPENCV,
+                   hand_box=_meta_array(meta, "handBoundingBox", path, (4,)))
     return out
 
 
@@ -190,7 +213,7 @@ def build_ho3d_index(root: Path, split: str) -> HO3DIndex:
     arrays = {name: np.asarray(values, np.int16 if name == "object_id" else np.float32)
               for name, values in columns.items()}
     if not keys:
-        raise ValueError(f"{root}: no annotated HO3D frames in split '{split}'")
+        raise DataError(f"{root}: no annotated HO3D frames in split '{split}'")
     return HO3DIndex(keys=np.array(keys, dtype=str), **arrays)
 
 
@@ -208,10 +231,10 @@ def load_ho3d_index(root: str | Path, split: str) -> HO3DIndex:
     root = Path(root)
     stamp = _stamp(root, split)
     cache = root / f"ho3d_{split}.index.npz"
-    if cache.is_file():
-        with np.load(cache, allow_pickle=False) as stored:
-            if np.array_equal(stored["source_stamp"], stamp):
-                return HO3DIndex(**{f.name: stored[f.name] for f in fields(HO3DIndex) if f.name in stored})
+    stored = read_index_cache(cache, stamp, [f.name for f in fields(HO3DIndex)])
+    required = [f.name for f in fields(HO3DIndex) if f.default is MISSING]
+    if stored is not None and all(name in stored for name in required):
+        return HO3DIndex(**stored)
     index = build_ho3d_index(root, split)
     if cache.parent.is_dir():
         arrays = {f.name: getattr(index, f.name) for f in fields(index) if getattr(index, f.name) is not None}

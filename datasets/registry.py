@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datasets.hand_object_sample import SampleSettings
+from utils.errors import ConfigKeyError
 from utils.registry import registering
 from utils.runtime import worker_init_fn
 
@@ -47,8 +48,8 @@ def build_dataset(cfg, split: str) -> Dataset:
     try:
         builder = DATASETS[official_dataset_name(cfg.data.name)]
     except KeyError:
-        raise KeyError(f"unknown dataset cfg.data.name={cfg.data.name!r} in {cfg.source}; known: {sorted(DATASETS)}"
-                       f" (also accepted: {sorted(DATASET_ALIASES)})") from None
+        raise ConfigKeyError(f"unknown dataset cfg.data.name={cfg.data.name!r} in {cfg.source}; known: "
+                             f"{sorted(DATASETS)} (also accepted: {sorted(DATASET_ALIASES)})") from None
     return builder(cfg, split)
 
 

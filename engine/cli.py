@@ -12,12 +12,15 @@ AB_CHECKPOINTS = {"resume_cls": "cls_model", "resume_h": "h_model", "resume_ho":
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
-    """``--model_dir`` (folder with cfg.json; overrides ``base.model_dir``) and ``--set section.key=value``."""
+    """``--model_dir`` (folder with cfg.json; overrides ``base.model_dir``), ``--set section.key=value`` and
+    ``--debug``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model_dir", required=True, help="experiment folder holding cfg.json; outputs go here")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override any config key, e.g. --set train.batch_size=8 (repeatable; JSON values)")
-    parser.add_argument("--debug", "-d", action="store_true", help="stop each loop after 10 batches")
+    parser.add_argument("--debug", "-d", action="store_true",
+                        help="debugging run: stop each loop after 10 batches, and show the traceback of every error "
+                             "(without it, bad input ends the command with one message and exit status 2)")
     return parser
 
 
@@ -38,6 +41,19 @@ def eval_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--sheet", type=int, default=0, metavar="N",
                         help="also draw the predicted hand mesh over N test images: <model_dir>/prediction_sheet.png")
     return parser
+
+
+def count(minimum: int):
+    """argparse ``type``: a whole number >= ``minimum`` (the error names the value and the bound)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
 
 
 def load_run_config(args, extra_overrides=()):

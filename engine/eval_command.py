@@ -19,6 +19,7 @@ from engine.prediction_sheet import sheet_for_run
 from engine.reports import write_group_reports
 from models import build_model
 from utils.checkpoint import load_model_checkpoint
+from utils.errors import InputError
 from utils.evaluation import HandEvaluator
 from utils.hand_conventions import MM_PER_M
 from utils.mano_io import load_mano_assets, resolve_mano_root
@@ -31,29 +32,33 @@ def load_eval_weights(model, args) -> None:
     """``--resume`` into the whole model, or ``--resume_cls/_h/_ho`` into the A+B sub-models (strict)."""
     parts = {part: getattr(args, flag) for flag, part in AB_CHECKPOINTS.items() if getattr(args, flag)}
     if args.resume and parts:
-        raise SystemExit("give either --resume or --resume_cls/--resume_h/--resume_ho, not both")
+        raise InputError("give either --resume or --resume_cls/--resume_h/--resume_ho, not both")
     if args.resume:
         load_model_checkpoint(model, args.resume)
     elif parts:
         missing = sorted(set(AB_CHECKPOINTS.values()) - set(parts))
         if missing:
-            raise SystemExit(f"A+B evaluation needs a checkpoint for every sub-model; missing: {missing}")
+            raise InputError(f"A+B evaluation needs a checkpoint for every sub-model; missing: {missing}")
         for part, path in parts.items():
             load_model_checkpoint(getattr(model, part), path)
     else:
-        raise SystemExit("no weights given: pass --resume PATH (or --resume_cls/--resume_h/--resume_ho for A+B)")
+        raise InputError("no weights given: pass --resume PATH (or --resume_cls/--resume_h/--resume_ho for A+B)")
 
 
-def run_evaluation(args, make_groups, table_name: str) -> dict | None:
+def run_evaluation(args, make_groups, table_name: str, check_config=None) -> dict | None:
     """Evaluate the test split and write one report folder per group under ``<model_dir>``.
 
     Args:
         args: the parsed command line of :func:`engine.cli.eval_parser`.
         make_groups: ``(predictions, cfg) -> {group name: sample indices or None}``.
         table_name: file name of the combined table in ``<model_dir>``.
+        check_config: optional ``cfg -> None`` raising on settings the grouping cannot use, called before any
+            model or data is loaded.
     Returns the reports on the main process, None elsewhere.
     """
     cfg = load_run_config(args, extra_overrides=['data.eval_type=["test"]'])
+    if check_config is not None:
+        check_config(cfg)
 
     accelerator = make_accelerator()
     main = accelerator.is_main_process
@@ -84,7 +89,7 @@ def run_evaluation(args, make_groups, table_name: str) -> dict | None:
     if is_ho3d:
         reports = ho3d_outputs(model_dir, predictions, dataset, plots=not args.no_plots)
     elif predictions.hand is None:
-        raise SystemExit("the test split has no GT hand meshes: nothing to score")
+        raise InputError("the test split has no GT hand meshes: nothing to score")
     else:
         reports = group_reports(predictions, make_groups(predictions, cfg), cfg.metric)
         print(write_group_reports(model_dir, reports, table_name, plots=not args.no_plots))
@@ -119,7 +124,7 @@ def ho3d_outputs(model_dir: Path, predictions, dataset, plots: bool = True) -> d
         return {}
     gt_joints, gt_verts = truth
     if len(gt_joints) != len(joints):
-        raise SystemExit(f"HO3D ground truth has {len(gt_joints)} samples, the evaluation split {len(joints)}")
+        raise InputError(f"HO3D ground truth has {len(gt_joints)} samples, the evaluation split {len(joints)}")
     evaluator = HandEvaluator()
     evaluator.add(joints, verts, gt_joints, gt_verts, gt_joints[:, 0])
     report = evaluator.results()

@@ -32,6 +32,7 @@ from engine.cli import AB_CHECKPOINTS
 from models import build_model
 from utils.checkpoint import CheckpointMismatchError, load_model_checkpoint
 from utils.config import load_config
+from utils.errors import command_main
 
 REPO_ID = "yqwang255/UniHOPE-CVPR2025-checkpoints"
 EXPERIMENT_DIR = "experiment"
@@ -170,4 +171,4 @@ def main(argv=None, api: Any = None) -> int:
 
 
 if __name__ == "__main__":
-    main()
+    command_main(main)

@@ -4,7 +4,12 @@ Files written to ``<model_dir>`` (official names): ``model_latest.pth`` (every `
 epochs, and every ``save_every_steps`` steps when asked, for pre-emptible jobs), ``model_{epoch}.pth`` (every
 ``summary.save_mid_freq`` epochs), ``{split}_model_best.pth`` and ``{split}_metric_best.json`` when the split's
 ``score`` improves after ``summary.save_best_after`` epochs, ``{split}_metric_latest.json`` every epoch.
-Checkpoints hold the official layout plus ``step_in_epoch`` and ``loss_sums`` for exact mid-epoch resume.
+Checkpoints hold the official layout plus ``step_in_epoch`` and ``loss_sums`` for exact mid-epoch resume, and the
+resolved ``config`` of the run: ``--resume`` compares it with the current config and refuses changes that would
+make the resumed run differ from an uninterrupted one (:data:`RESUME_FREE_KEYS` lists what may change), unless
+``allow_config_change`` turns that into a warning. A different optimizer is always an error (its state cannot be
+loaded); start it fresh with ``--only_weights``. Checkpoints without a config (official releases) are resumed
+without the comparison.
 """
 from __future__ import annotations
 
@@ -13,17 +18,19 @@ from pathlib import Path
 
 import torch
 
-from utils.atomic import atomic_write_json
-from utils.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from engine.trainer import (TrainState, Trainer, VALIDATION_KEYS, build_optimizer, build_scheduler, is_per_iteration,
                             update_score_status, validate, validation_metrics)
+from utils.atomic import atomic_write_json
+from utils.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from utils.errors import CheckpointError, DataError
 
 
 class RunCheckpoints:
     """Writes and restores the checkpoints of one run (main process writes; every process restores)."""
 
-    def __init__(self, model_dir, accelerator, summary_cfg, save_every_steps: int = 0):
+    def __init__(self, model_dir, accelerator, summary_cfg, save_every_steps: int = 0, config: dict | None = None):
         self.model_dir = Path(model_dir)
+        self.config = config
         if accelerator.is_main_process:
             self.model_dir.mkdir(parents=True, exist_ok=True)
         self.accelerator = accelerator
@@ -37,7 +44,7 @@ class RunCheckpoints:
         save_checkpoint(self.model_dir / name, self.accelerator.get_state_dict(trainer.model),
                         optimizer=trainer.optimizer.state_dict(), scheduler=trainer.scheduler.state_dict(),
                         step=state.step, epoch=state.epoch, score_status=state.score_status,
-                        step_in_epoch=state.step_in_epoch, loss_sums=state.loss_sums)
+                        step_in_epoch=state.step_in_epoch, loss_sums=state.loss_sums, config=self.config)
 
     def after_step(self, trainer: Trainer, state: TrainState) -> None:
         if self.save_every_steps and state.step % self.save_every_steps == 0:
@@ -63,22 +70,81 @@ class RunCheckpoints:
             self.save(f"{split}_model_best.pth", trainer, state)
 
 
-def restore(path, model, optimizer, scheduler, only_weights: bool) -> tuple[TrainState, list[str]]:
+# Config keys a resumed run may change without breaking step-exact resume: where files are, what is evaluated and
+# logged, how many epochs to run in total, how many loader workers (the data order does not depend on them).
+# "section." frees a whole section.
+RESUME_FREE_KEYS = ("base.exp_name", "base.model_dir", "base.mano_root", "data.root_dir", "data.eval_type",
+                    "data.prefetch_factor", "data.occ_intervals", "train.num_epochs", "train.num_workers",
+                    "metric.", "test.", "summary.")
+
+
+def _may_change(dotted: str) -> bool:
+    return any(dotted == free or (free.endswith(".") and dotted.startswith(free)) for free in RESUME_FREE_KEYS)
+
+
+def config_changes(saved: dict, current: dict) -> list[str]:
+    """``"section.key: saved -> current"`` for every key outside :data:`RESUME_FREE_KEYS` whose value differs."""
+    changes = []
+    for section in sorted(set(saved) | set(current)):
+        old, new = saved.get(section) or {}, current.get(section) or {}
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key) and not _may_change(f"{section}.{key}"):
+                changes.append(f"{section}.{key}: {old.get(key)!r} -> {new.get(key)!r}")
+    return changes
+
+
+def check_resume_config(saved: dict | None, current: dict | None, path, allow_change: bool) -> None:
+    """Refuse (CheckpointError) or, with ``allow_change``, log a warning about config changes since ``path`` was
+    written; a changed ``optimizer.name`` is refused either way."""
+    if saved is None or current is None:
+        return
+    old_name, new_name = (saved.get("optimizer") or {}).get("name"), current["optimizer"]["name"]
+    if old_name != new_name:
+        raise CheckpointError(f"{path}: written with optimizer.name={old_name!r}, the config now says {new_name!r}; "
+                              f"its optimizer state cannot be resumed (use --only_weights to start a fresh optimizer)")
+    changes = config_changes(saved, current)
+    if not changes:
+        return
+    listing = "; ".join(changes)
+    if not allow_change:
+        raise CheckpointError(f"{path}: the config changed since this checkpoint was written ({listing}); the resumed "
+                              f"run would not continue the same training. Restore those values, or pass "
+                              f"--allow_config_change to resume anyway")
+    logging.getLogger("train").warning("resuming %s with a changed config (%s); the optimizer and scheduler state "
+                                       "are restored as saved", path, listing)
+
+
+def load_optimizer_state(optimizer, state: dict, path) -> None:
+    """``optimizer.load_state_dict(state)``, or CheckpointError naming ``path`` when the state was written by another
+    optimizer (different hyper-parameter names) or for other parameters."""
+    saved_keys = set(state["param_groups"][0]) if state.get("param_groups") else set()
+    needed = set(optimizer.param_groups[0]) - saved_keys - {"params"}
+    if needed:
+        raise CheckpointError(f"{path}: its optimizer state was written by another optimizer than "
+                              f"{type(optimizer).__name__} (it lacks {sorted(needed)}); use --only_weights to start a "
+                              f"fresh optimizer")
+    try:
+        optimizer.load_state_dict(state)
+    except (ValueError, KeyError) as err:
+        raise CheckpointError(f"{path}: its optimizer state does not fit the model's parameters ({err})") from None
+
+
+def restore(path, model, optimizer, scheduler, only_weights: bool, config: dict | None = None,
+            allow_config_change: bool = False) -> tuple[TrainState, list[str]]:
     """Load a checkpoint before ``accelerator.prepare``; returns the state and the model keys it lacked.
 
     ``only_weights`` (fine-tuning, e.g. UniHOPE from an HFL-Net checkpoint): parameters the checkpoint lacks keep
-    their initialisation, optimizer / scheduler / counters start fresh. Otherwise the load is strict and the
-    optimizer, scheduler, counters and the position inside the epoch are restored.
+    their initialisation, optimizer / scheduler / counters start fresh. Otherwise the load is strict, the
+    checkpoint's config is compared with ``config`` (:func:`check_resume_config`), and the optimizer, scheduler,
+    counters and the position inside the epoch are restored.
     """
     checkpoint = load_checkpoint(path)
     missing, _ = load_weights(model, checkpoint["state_dict"], strict=not only_weights, source=str(path))
     if only_weights:
         return TrainState(), missing
+    check_resume_config(checkpoint.get("config"), config, path, allow_config_change)
     if checkpoint.get("optimizer"):
-        implementation = [{k: group[k] for k in ("fused", "foreach") if k in group} for group in optimizer.param_groups]
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        for group, flags in zip(optimizer.param_groups, implementation):  # the saved run's device chose its own
-            group.update(flags)
+        load_optimizer_state(optimizer, checkpoint["optimizer"], path)
     if checkpoint.get("scheduler"):
         scheduler.load_state_dict(checkpoint["scheduler"])
     return TrainState(epoch=checkpoint["epoch"], step=checkpoint["step"],
@@ -162,7 +228,7 @@ def apply_not_load_rot_reg(cfg, model) -> None:
 
 
 def make_trainer(cfg, accelerator, model, loss_fn, train_loader, resume=None, only_weights=False,
-                 writer=None) -> tuple[Trainer, TrainState]:
+                 writer=None, allow_config_change=False) -> tuple[Trainer, TrainState]:
     """Optimizer and scheduler from the config, optional resume, then ``accelerator.prepare``.
 
     The model moves to the accelerator's device first (in channels-last memory format with
@@ -171,12 +237,17 @@ def make_trainer(cfg, accelerator, model, loss_fn, train_loader, resume=None, on
     scheduler is not handed to accelerate: it is stepped once per epoch (or after every optimizer step for a
     per-iteration schedule), whatever the number of processes.
     """
+    if len(train_loader) == 0:
+        raise DataError(f"{cfg.source}: the training split has {len(train_loader.dataset)} samples, fewer than "
+                        f"train.batch_size={cfg.train.batch_size}; every epoch would train on no batch "
+                        f"(the last partial batch is dropped)")
     model.to(accelerator.device)
     if cfg.train.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model.parameters(), cfg.optimizer, accelerator.device)
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch=len(train_loader))
-    state, missing = restore(resume, model, optimizer, scheduler, only_weights) if resume else (TrainState(), [])
+    state, missing = restore(resume, model, optimizer, scheduler, only_weights, cfg.to_dict(), allow_config_change) \
+        if resume else (TrainState(), [])
     if cfg.train.freeze_model:
         frozen = freeze_loaded_parameters(model, missing)
         logging.getLogger("train").warning(

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from utils.atomic import atomic_write
+from utils.errors import DataError
 from utils.hand_conventions import (HO3D_TO_MANOPTH_ORDER, MANOPTH_TO_HO3D_ORDER, NUM_HAND_JOINTS, NUM_MANO_VERTS,
                                     OPENGL_TO_OPENCV, reorder_joints)
 from utils.metrics.hand import root_align
@@ -90,6 +91,18 @@ class HO3DSubmission:
         write_ho3d_submission(zip_path, joints, verts, expected_count, decimals)
 
 
+def _json_points(path) -> np.ndarray:
+    """A JSON file of nested lists of finite numbers as float64; DataError naming the file otherwise."""
+    try:
+        points = np.asarray(json.loads(path.read_text()), dtype=np.float64)
+    except (json.JSONDecodeError, TypeError, ValueError) as err:
+        raise DataError(f"{path}: expected nested lists of numbers ({type(err).__name__}: {err})") from None
+    if not np.all(np.isfinite(points)):
+        raise DataError(f"{path}: holds non-finite values (NaN or infinity) in sample(s) "
+                        f"{np.flatnonzero(~np.isfinite(points.reshape(len(points), -1)).all(1))[:8].tolist()}")
+    return points
+
+
 def load_ho3d_ground_truth(root):
     """The public HO3D v2 evaluation ground truth (``evaluation_xyz.json``, ``evaluation_verts.json``, released
     2024-11) converted to this project's convention, or None when the files are absent.
@@ -101,9 +114,8 @@ def load_ho3d_ground_truth(root):
     xyz_file, verts_file = root / "evaluation_xyz.json", root / "evaluation_verts.json"
     if not (xyz_file.is_file() and verts_file.is_file()):
         return None
-    joints = np.asarray(json.loads(xyz_file.read_text()), dtype=np.float64)
-    verts = np.asarray(json.loads(verts_file.read_text()), dtype=np.float64)
+    joints, verts = (_json_points(path) for path in (xyz_file, verts_file))
     if joints.shape[1:] != (NUM_HAND_JOINTS, 3) or verts.shape[1:] != (NUM_MANO_VERTS, 3) or len(joints) != len(verts):
-        raise ValueError(f"{xyz_file} / {verts_file}: expected (N, 21, 3) and (N, 778, 3) arrays of the same N, "
-                         f"got {joints.shape} and {verts.shape}")
+        raise DataError(f"{xyz_file} / {verts_file}: expected (N, 21, 3) and (N, 778, 3) arrays of the same N, "
+                        f"got {joints.shape} and {verts.shape}")
     return reorder_joints(joints @ OPENGL_TO_OPENCV.T, HO3D_TO_MANOPTH_ORDER), verts @ OPENGL_TO_OPENCV.T

@@ -17,6 +17,7 @@ from datasets import build_dataset, build_loader
 from models import build_model
 from utils.checkpoint import save_checkpoint
 from utils.config import load_config
+from utils.errors import command_main
 
 NO_AUGMENTATION = ["data.use_data_aug_h=false", "data.use_data_aug_ho=false", "data.contrastive=false"]
 
@@ -64,4 +65,4 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    command_main(main)

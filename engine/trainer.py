@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from datasets.base import SAMPLE_KEY
+from utils.errors import ConfigKeyError, InputError
 from utils.metrics.hand import validation_scores
 from utils.runtime import progress, seed_everything, to_device
 
@@ -33,7 +35,7 @@ SCHEDULERS = {
 }
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(InputError, RuntimeError):
     """The loss became NaN or infinite."""
 
 
@@ -44,7 +46,7 @@ def build_optimizer(parameters, optimizer_cfg, device="cpu") -> torch.optim.Opti
     parameters instead of several per tensor; the same update up to float rounding); elsewhere the default one.
     """
     if optimizer_cfg.name not in OPTIMIZERS:
-        raise KeyError(f"unknown optimizer.name {optimizer_cfg.name!r}; known: {sorted(OPTIMIZERS)}")
+        raise ConfigKeyError(f"unknown optimizer.name {optimizer_cfg.name!r}; known: {sorted(OPTIMIZERS)}")
     fused = torch.device(device).type == "cuda"
     return OPTIMIZERS[optimizer_cfg.name]([p for p in parameters if p.requires_grad], optimizer_cfg, fused)
 
@@ -63,7 +65,7 @@ def build_scheduler(optimizer, cfg, steps_per_epoch: int):
                             warmup_steps=o.warmup_epoch * (o.minibatch_per_epoch or steps_per_epoch),
                             steps_per_epoch=steps_per_epoch, decay_epoch=cfg.train.num_epochs // 2)
     if cfg.scheduler.name not in SCHEDULERS:
-        raise KeyError(f"unknown scheduler.name {cfg.scheduler.name!r}; known: {sorted(SCHEDULERS)}")
+        raise ConfigKeyError(f"unknown scheduler.name {cfg.scheduler.name!r}; known: {sorted(SCHEDULERS)}")
     return SCHEDULERS[cfg.scheduler.name](optimizer, cfg.scheduler)
 
 
@@ -146,8 +148,7 @@ def check_finite(losses: dict, step: int, batch: dict) -> None:
     if torch.isfinite(losses["total"]).all():
         return
     terms = ", ".join(f"{k}={float(v.detach()):.6g}" for k, v in losses.items())
-    ids = batch.get("sample_id", batch.get("sample_key", "n/a"))
-    ids = ids.tolist() if isinstance(ids, torch.Tensor) else ids
+    ids = batch.get(SAMPLE_KEY, "n/a")
     raise NonFiniteLossError(f"non-finite loss at step {step}: {terms}; batch sample ids: {ids}")
 
 

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from models.losses import LossWeights, object_voting_loss, register_loss
+from utils.errors import ConfigKeyError
 from utils.mano_io import load_mano_assets, resolve_mano_root
 
 __all__ = ["ManoRegressionLoss", "mano_regression_weights"]
@@ -97,7 +98,7 @@ def mano_regression_weights(cfg) -> LossWeights:
     """Term weights from ``cfg.loss.weight`` (official defaults for absent keys); other keys are an error."""
     unknown = sorted(set(cfg.loss.weight) - set(MANO_TERM_WEIGHTS))
     if unknown:
-        raise KeyError(f"{cfg.source}: loss.weight keys {unknown} are not weights of loss '{cfg.loss.name}'; "
+        raise ConfigKeyError(f"{cfg.source}: loss.weight keys {unknown} are not weights of loss '{cfg.loss.name}'; "
                        f"known: {list(MANO_TERM_WEIGHTS)}")
     return LossWeights(**{k: float(v) for k, v in cfg.loss.weight.items()})
 
@@ -195,7 +196,7 @@ def mesh_term_weights(defaults: dict, overrides: dict, source: str) -> dict:
     """``defaults`` with the values of ``overrides`` (cfg.loss.weight); an unknown term name is an error."""
     unknown = sorted(set(overrides) - set(defaults))
     if unknown:
-        raise KeyError(f"{source}: loss.weight has unknown term(s) {unknown}; known: {sorted(defaults)}")
+        raise ConfigKeyError(f"{source}: loss.weight has unknown term(s) {unknown}; known: {sorted(defaults)}")
     return {**defaults, **{name: float(value) for name, value in overrides.items()}}
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from models.blocks.object_head import NUM_OBJECT_KEYPOINTS
+from utils.errors import ConfigKeyError
 from utils.hand_conventions import NUM_BETAS, NUM_HAND_JOINTS, NUM_MANO_JOINTS, NUM_MANO_VERTS
 from utils.registry import registering
 
@@ -146,7 +147,7 @@ class HandObjectLoss:
 
     def __init__(self, weights: LossWeights, train_part=(0, 1), loss_func: str = "l1_loss", switches: bool = True):
         if loss_func not in FEATURE_LOSSES:
-            raise KeyError(f"unknown loss.loss_func {loss_func!r}; known: {sorted(FEATURE_LOSSES)}")
+            raise ConfigKeyError(f"unknown loss.loss_func {loss_func!r}; known: {sorted(FEATURE_LOSSES)}")
         self.w, self.train_part, self.loss_func, self.switches = weights, list(train_part), loss_func, switches
 
     def __call__(self, batch: dict, outputs: dict) -> dict:
@@ -170,8 +171,9 @@ class HandObjectLoss:
                 distill_samples = grasp0 & ~batch["is_filtered"].bool().reshape(-1)
                 for name, weight in self.w.distillation.items():
                     if name not in outputs:
-                        raise KeyError(f"distillation feature '{name}' (from cfg.loss.weight) is not a model output;"
-                                       f" available: {sorted(k for k in outputs if not k.startswith(('pred', 'gt')))}")
+                        available = sorted(k for k in outputs if not k.startswith(("pred", "gt")))
+                        raise ConfigKeyError(f"distillation feature '{name}' (from cfg.loss.weight) is not a model "
+                                             f"output; available: {available}")
                     losses[name] = distillation_loss(outputs[name], distill_samples, weight, self.loss_func)
         losses["total"] = sum(losses.values())
         return losses
@@ -224,5 +226,5 @@ def build_loss(cfg):
     """The loss named by ``cfg.loss.name``; a miss lists the known names."""
     name = cfg.loss.name
     if name not in LOSSES:
-        raise KeyError(f"unknown loss.name {name!r} in {cfg.source}; known: {sorted(LOSSES)}")
+        raise ConfigKeyError(f"unknown loss.name {name!r} in {cfg.source}; known: {sorted(LOSSES)}")
     return LOSSES[name](cfg)

@@ -27,6 +27,8 @@ from models.blocks.mobile import DenseStackBackbone
 from models.blocks.spiral import DSConv, SpiralMeshDecoder
 from models.mesh_assets import load_or_build_mesh_hierarchy
 from models.registry import register_model
+from utils.checkpoint import load_checkpoint
+from utils.errors import CheckpointError
 from utils.hand_conventions import OFFICIAL_J21_TIP_VERTS, j21_regressor
 from utils.mano_io import load_mano_assets, resolve_mano_root
 
@@ -112,8 +114,7 @@ def load_backbone_weights(backbone, path):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"DenseStack weights {path} do not exist (model.backbone_weights)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state)
+    state = load_checkpoint(path)["state_dict"]
     own = backbone.state_dict()
     matched = {}
     for key, value in state.items():
@@ -122,8 +123,8 @@ def load_backbone_weights(backbone, path):
         if key in own and own[key].shape == value.shape:
             matched[key] = value
     if not matched:
-        raise ValueError(f"{path}: no tensor matches the DenseStack backbone (model.backbone_weights); "
-                         f"first keys in the file: {list(state)[:5]}")
+        raise CheckpointError(f"{path}: no tensor matches the DenseStack backbone (model.backbone_weights); "
+                              f"first keys in the file: {list(state)[:5]}")
     backbone.load_state_dict(matched, strict=False)
     return sorted(matched)
 

@@ -3,6 +3,7 @@
 Builders register themselves with ``@register_model(name)`` in their model module; ``models/__init__.py``
 imports those modules explicitly so the registry is complete once ``models`` is imported.
 """
+from utils.errors import ConfigKeyError
 from utils.registry import registering
 
 __all__ = ["MODELS", "register_model", "get_model_builder"]
@@ -20,4 +21,4 @@ def get_model_builder(name):
     try:
         return MODELS[name]
     except KeyError:
-        raise KeyError(f"unknown model '{name}' (cfg.model.name); known models: {sorted(MODELS)}") from None
+        raise ConfigKeyError(f"unknown model '{name}' (cfg.model.name); known models: {sorted(MODELS)}") from None

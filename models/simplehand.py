@@ -40,6 +40,7 @@ from models.blocks.gt_mesh import gt_mesh_outputs
 from models.blocks.mano_head import right_hand_mano_layer
 from models.registry import register_model
 from utils.checkpoint import load_checkpoint, load_weights
+from utils.errors import ConfigKeyError
 from utils.hand_conventions import NUM_HAND_JOINTS, NUM_MANO_VERTS, OFFICIAL_J21_TIP_VERTS, j21_regressor
 from utils.mano_io import resolve_mano_root
 
@@ -247,7 +248,7 @@ def load_backbone_weights(backbone: nn.Module, path) -> None:
 def _required_block(cfg, name: str) -> dict:
     block = getattr(cfg.model, name)
     if not isinstance(block, dict):
-        raise KeyError(f"{cfg.source}: model '{cfg.model.name}' needs the block model.{name} (see "
+        raise ConfigKeyError(f"{cfg.source}: model '{cfg.model.name}' needs the block model.{name} (see "
                        "experiment/simplehand.dexycb_s0.h-ho_train/cfg.json)")
     return block
 
@@ -264,12 +265,12 @@ def build_simple_hand(cfg) -> SimpleHand:
         backbone = build_backbone(backbone_cfg["model_name"], float(backbone_cfg["drop_path_rate"]))
         uv_in, uv_out = uv_cfg["in_features"], uv_cfg["out_features"]
     except KeyError as err:
-        raise KeyError(f"{cfg.source}: missing key {err} in model.BACKBONE / model.UV_HEAD") from None
+        raise ConfigKeyError(f"{cfg.source}: missing key {err} in model.BACKBONE / model.UV_HEAD") from None
     if cfg.model.backbone_weights:
         load_backbone_weights(backbone, cfg.model.backbone_weights)
     known = set(inspect.signature(MeshHead).parameters)
     if set(mesh_cfg) - known:
-        raise KeyError(f"{cfg.source}: unknown key(s) {sorted(set(mesh_cfg) - known)} in model.MESH_HEAD; "
+        raise ConfigKeyError(f"{cfg.source}: unknown key(s) {sorted(set(mesh_cfg) - known)} in model.MESH_HEAD; "
                        f"known: {sorted(known)}")
     mano_layer = right_hand_mano_layer(resolve_mano_root(cfg.base.mano_root))
     return SimpleHand(backbone, mano_layer, uv_in, uv_out, mesh_head=mesh_cfg)

@@ -11,17 +11,19 @@ weights_only=True)``: a checkpoint that needs arbitrary classes is refused inste
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
 from utils.atomic import atomic_write
+from utils.errors import CheckpointError
 
 DDP_PREFIX = "module."
 
 
-class CheckpointMismatchError(RuntimeError):
+class CheckpointMismatchError(CheckpointError):
     """The checkpoint's keys or shapes differ from the model's."""
 
 
@@ -52,25 +54,57 @@ def load_checkpoint(path: str | Path) -> dict:
 
     Raises:
         FileNotFoundError: naming the path.
-        RuntimeError: the file is not a weights-only loadable checkpoint (message names the file).
+        CheckpointError: naming the file: empty, truncated or not a PyTorch file; content that needs classes
+            outside the weights-only set (the refused class is named); no state dict of named tensors.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the checkpoint file is empty")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError / RuntimeError with its own text
-        raise RuntimeError(f"{path}: cannot be loaded as a weights-only checkpoint ({err})") from err
+    except Exception as err:  # torch raises UnpicklingError / RuntimeError / EOFError with its own long text
+        raise CheckpointError(f"{path}: cannot be loaded as a weights-only checkpoint ({_load_failure(err)})") \
+            from None
     if not isinstance(state, dict):
-        raise RuntimeError(f"{path}: expected a dict (a state_dict or {{'state_dict': ...}}), "
-                           f"got {type(state).__name__}")
+        raise CheckpointError(f"{path}: expected a dict (a state_dict or {{'state_dict': ...}}), "
+                              f"got {type(state).__name__}")
     if "state_dict" not in state:
-        if not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise RuntimeError(f"{path}: no 'state_dict' key and the top level is not a state dict "
-                               f"(keys: {sorted(state)[:8]})")
         state = {"state_dict": state}
-    state["state_dict"] = strip_prefix(state["state_dict"])
+    state["state_dict"] = strip_prefix(_checked_state_dict(state["state_dict"], path))
     return state
+
+
+def _load_failure(err: Exception) -> str:
+    """Short reason of a failed ``torch.load`` (torch's own text suggests unsafe options; it is not repeated)."""
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+    if refused:
+        return f"it needs the class {refused[1]}, which a weights-only load refuses"
+    first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if "weights_only" in first_line or not first_line:
+        return f"not a PyTorch checkpoint, or truncated ({type(err).__name__})"
+    return f"not a PyTorch checkpoint, or truncated: {type(err).__name__}: {first_line[:200]}"
+
+
+def _checked_state_dict(state_dict: Any, path: Path) -> dict:
+    """``state_dict`` if it maps parameter names to tensors, else CheckpointError naming the file."""
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f"{path}: 'state_dict' must map parameter names to tensors, "
+                              f"got {type(state_dict).__name__}")
+    wrong = [str(k) for k, v in state_dict.items() if not (isinstance(k, str) and isinstance(v, torch.Tensor))]
+    if wrong:
+        raise CheckpointError(f"{path}: no 'state_dict' of named tensors: entries {_listing(wrong)} are not "
+                              f"parameter name -> tensor (keys: {sorted(map(str, state_dict))[:8]})")
+    return state_dict
+
+
+def check_finite_weights(state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """CheckpointError naming the first floating-point entries of ``state_dict`` holding NaN or infinity."""
+    bad = [f"{k} ({int((~torch.isfinite(v)).sum())} of {v.numel()} values)" for k, v in state_dict.items()
+           if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{source}: non-finite weights (NaN or infinity) in {_listing(bad)}")
 
 
 def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str = DDP_PREFIX) -> dict:
@@ -103,6 +137,7 @@ def load_weights(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
         CheckpointMismatchError: listing the first few missing, unexpected and shape-mismatched keys with counts.
     """
     state_dict = strip_prefix(state_dict)
+    check_finite_weights(state_dict, source)
     missing, unexpected, mismatched = compare_state_dicts(model.state_dict(), state_dict)
     if mismatched or (strict and (missing or unexpected)):
         raise CheckpointMismatchError(

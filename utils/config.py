@@ -38,14 +38,16 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from utils.atomic import atomic_write_json, atomic_write_text
+from utils.errors import InputError
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError):
     """A configuration file or override is invalid; the message names the file and the key."""
 
 
@@ -220,12 +222,29 @@ def _check_type(value: Any, default: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected true/false, got {value!r}")
         return value
     if isinstance(default, (int, float)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value) if isinstance(default, float) else value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        if isinstance(default, float):
+            return float(value)
+        if value != int(value):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+        return int(value)
     if isinstance(default, (list, dict, str)) and not isinstance(value, type(default)):
         raise ConfigError(f"{where}: expected a {type(default).__name__}, got {value!r}")
     return value
+
+
+# Smallest accepted value of numeric keys whose range the type does not say ("section.key": minimum).
+MINIMUM = {"train.num_epochs": 0, "train.batch_size": 1, "train.num_workers": 0, "test.batch_size": 1,
+           "test.num_workers": 0, "data.prefetch_factor": 1, "model.roi_res": 16, "summary.save_summary_steps": 1,
+           "summary.save_mid_freq": 0, "summary.save_latest_freq": 1, "summary.save_best_after": 0,
+           "optimizer.lr": 0.0, "optimizer.weight_decay_l2": 0.0}
+
+
+def _check_range(dotted: str, value: Any, where: str) -> None:
+    low = MINIMUM.get(dotted)
+    if low is not None and value is not None and value < low:
+        raise ConfigError(f"{where}: must be >= {low}, got {value!r}")
 
 
 def _build_section(name: str, values: dict, source: str):
@@ -242,6 +261,7 @@ def _build_section(name: str, values: dict, source: str):
         choices = CHOICES.get((name, key))
         if choices is not None and value not in choices:
             raise ConfigError(f"{source}: key '{name}.{key}' must be one of {list(choices)}, got {value!r}")
+        _check_range(f"{name}.{key}", clean[key], f"{source}: key '{name}.{key}'")
     return section_cls(**clean)
 
 
@@ -289,6 +309,7 @@ def apply_overrides(cfg: Config, overrides: Iterable[str] | dict) -> Config:
         section, key = dotted.split(".", 1)
         if section not in SECTIONS:
             raise ConfigError(f"override '{dotted}': unknown section '{section}'{_suggest(section, SECTIONS)}")
+        config_from_dict({section: {key: value}}, source=f"--set {dotted}={json.dumps(value)}")  # blame the override
         raw[section][key] = value
     return config_from_dict(raw, source=cfg.source)
 

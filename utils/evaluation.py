@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from utils.config import ConfigError
 from utils.hand_conventions import MM_PER_M
 from utils.metrics.arrays import to_numpy
 from utils.metrics.fscore import F_SCORE_THRESHOLDS_M, f_scores
@@ -235,6 +236,19 @@ def grasp_groups(grasp_labels):
     return {"all": np.arange(len(labels)), "h": np.flatnonzero(labels == 0), "ho": np.flatnonzero(labels == 1)}
 
 
+def occlusion_edges(edges) -> np.ndarray:
+    """``data.occ_intervals`` as (K,) float64 edges; ConfigError unless >= 2 finite, strictly increasing numbers."""
+    try:
+        array = np.asarray(edges, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = None
+    if array is None or array.ndim != 1 or len(array) < 2 or not np.all(np.isfinite(array)) \
+            or not np.all(np.diff(array) > 0):
+        raise ConfigError(f"data.occ_intervals must be at least 2 finite, strictly increasing bin edges, "
+                          f"got {edges!r}")
+    return array
+
+
 def occlusion_groups(occ_ratios, edges=DEFAULT_OCC_INTERVALS):
     """Occlusion-ratio bins as ``eval_occ_intervals.py``: {"occ_[lo,hi]": indices} for consecutive edges.
 
@@ -245,9 +259,7 @@ def occlusion_groups(occ_ratios, edges=DEFAULT_OCC_INTERVALS):
     Args:
         occ_ratios: (N,) ratios. edges: strictly increasing bin edges (``cfg.data.occ_intervals``).
     """
-    edges = np.asarray(edges, dtype=np.float64)
-    if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
-        raise ValueError(f"occ_intervals must be >= 2 strictly increasing edges, got {edges.tolist()}")
+    edges = occlusion_edges(edges)
     ratios = np.asarray(occ_ratios, dtype=np.float64).reshape(-1)
     inside = (ratios >= edges[0]) & (ratios <= edges[-1])
     bins = np.maximum(np.searchsorted(edges, ratios, side="left") - 1, 0)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.errors import DataError
 from utils.hand_conventions import (MANO_DOWNLOAD_URL, MANO_FILE_NAMES, MANO_SIDES, NUM_BETAS, NUM_MANO_FACES,
                                     NUM_MANO_JOINTS, NUM_MANO_VERTS)
 from utils.safe_pickle import chumpy_to_array, load_pickle
@@ -40,7 +41,7 @@ _EXPECTED_SHAPES = {
 }
 
 
-class ManoFileError(ValueError):
+class ManoFileError(DataError):
     """A MANO file has a missing key or an unexpected shape; the message names the file and the key."""
 
 

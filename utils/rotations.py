@@ -159,9 +159,14 @@ def quaternion_to_axis_angle(quat: torch.Tensor) -> torch.Tensor:
 
 @_accepts_numpy
 def matrix_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:
-    """(..., 3, 3) rotation -> (..., 3) axis-angle (radians), official ``mat2aa``: kornia path, NaN -> 0."""
-    axis_angle = quaternion_to_axis_angle(matrix_to_quaternion(matrix))
-    return torch.nan_to_num(axis_angle, nan=0.0)
+    """(..., 3, 3) rotation -> (..., 3) axis-angle (radians), official ``mat2aa``: kornia path, NaN -> 0.
+
+    The NaN -> 0 replacement (official) covers NaNs the algorithm itself produces from a finite matrix; a matrix
+    holding NaN or infinity gives NaN, so bad input is not silently turned into the identity rotation.
+    """
+    axis_angle = torch.nan_to_num(quaternion_to_axis_angle(matrix_to_quaternion(matrix)), nan=0.0)
+    finite = torch.isfinite(matrix).flatten(-2).all(-1, keepdim=True)
+    return torch.where(finite, axis_angle, torch.full_like(axis_angle, float("nan")))
 
 
 @_accepts_numpy

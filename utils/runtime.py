@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from utils.config import CHOICES
+from utils.errors import InputError
 
 
 def accelerator_device_available() -> bool:
@@ -61,8 +62,28 @@ def worker_init_fn(worker_id: int) -> None:
     np.random.seed(seed)
 
 
+class NoFollowFileHandler(logging.FileHandler):
+    """A ``logging.FileHandler`` (append) that refuses to open its file through a symbolic link.
+
+    Opening with ``O_NOFOLLOW`` makes a link planted at the log's path an error instead of a write into the
+    link's target (checkpoints and JSON files are safe anyway: they replace the link, see utils/atomic.py).
+    """
+
+    def _open(self):
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(self.baseFilename, flags, 0o666)
+        except OSError:
+            if os.path.islink(self.baseFilename):
+                raise InputError(f"{self.baseFilename} is a symbolic link; refusing to append the log to its "
+                                 f"target (remove the link)") from None
+            raise
+        return os.fdopen(fd, "a", encoding=self.encoding or "utf-8")
+
+
 def setup_logger(name: str, log_file: str | Path | None = None, main_process: bool = True) -> logging.Logger:
-    """A logger writing to stderr and, on the main process, to ``log_file`` (appending)."""
+    """A logger writing to stderr and, on the main process, to ``log_file`` (appending; never through a symbolic
+    link, see :class:`NoFollowFileHandler`)."""
     logger = logging.getLogger(name)
     logger.setLevel(logging.INFO if main_process else logging.WARNING)
     logger.propagate = False
@@ -75,7 +96,7 @@ def setup_logger(name: str, log_file: str | Path | None = None, main_process: bo
     logger.addHandler(stream)
     if log_file is not None and main_process:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.FileHandler(log_file)
+        file_handler = NoFollowFileHandler(log_file)
         file_handler.setFormatter(fmt)
         logger.addHandler(file_handler)
     return logger

@@ -18,8 +18,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from utils.errors import DataError, InputError
 
-class UnsafePickleError(pickle.UnpicklingError):
+
+class UnsafePickleError(InputError, pickle.UnpicklingError):
     """A pickle asked for a class outside the allow-list."""
 
 
@@ -125,24 +127,110 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 DEFAULT_GROUPS = ("numpy", "scipy_sparse", "builtins")
 
+# Bounds on what a pickle may expand to. Without shared references every element of a container or array costs at
+# least one byte of the stream, so a legitimate file never expands to many more elements than it has bytes; a
+# "memo bomb" (nested lists that reference the same list again and again) expands exponentially when numpy copies
+# it into an array. Depth: the files read here nest a handful of levels.
+MAX_DEPTH = 32
+ELEMENTS_PER_BYTE = 4
+MIN_ELEMENT_BUDGET = 1 << 16
+
+
+def element_budget(num_bytes: int) -> int:
+    """Most elements (container entries + array items) a pickle of ``num_bytes`` bytes may expand to."""
+    return MIN_ELEMENT_BUDGET + ELEMENTS_PER_BYTE * int(num_bytes)
+
+
+def _children(node: Any) -> list | None:
+    """The contained objects of a container (None for a leaf)."""
+    if isinstance(node, dict):
+        return [*node.keys(), *node.values()]
+    if isinstance(node, (list, tuple, set, frozenset)):
+        return list(node)
+    if isinstance(node, np.ndarray) and node.dtype.hasobject:
+        return list(node.ravel())
+    if isinstance(node, ChumpyStub):
+        return list(node.state.values())
+    return None
+
+
+def _leaf_size(node: Any) -> int:
+    if isinstance(node, np.ndarray):
+        return int(node.size)
+    return int(getattr(node, "nnz", 1))  # scipy sparse: stored values
+
+
+def check_expansion(obj: Any, budget: int, source: str, max_depth: int = MAX_DEPTH) -> int:
+    """Count the elements ``obj`` expands to when shared references are copied out (as ``np.asarray`` does).
+
+    Shared sub-objects are counted once per reference but visited once (sizes are memoised), so the count costs
+    time linear in the number of distinct objects, whatever the expansion.
+
+    Returns:
+        the element count.
+    Raises:
+        DataError: naming ``source``: nesting deeper than ``max_depth``, a container that contains itself, or
+            more than ``budget`` elements.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def walk(node: Any, depth: int) -> int:
+        if depth > max_depth:
+            raise DataError(f"{source}: refusing a pickle nested deeper than {max_depth} levels")
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        children = _children(node)
+        if children is None:
+            return _leaf_size(node)
+        if key in open_nodes:
+            raise DataError(f"{source}: refusing a pickle with a container that contains itself")
+        open_nodes.add(key)
+        total = 1
+        for child in children:
+            total += walk(child, depth + 1)
+            if total > budget:
+                raise DataError(f"{source}: refusing a pickle that expands to more than {budget} elements "
+                                f"(shared references repeated: a decompression bomb, or not a file of this kind)")
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    return walk(obj, 0)
+
+
+def loads_pickle(data: bytes, groups: Iterable[str] = DEFAULT_GROUPS, source: str = "<bytes>") -> Any:
+    """Unpickle ``data`` through :class:`RestrictedUnpickler`, bounded by :func:`check_expansion`.
+
+    Raises:
+        UnsafePickleError: naming ``source`` and the refused class.
+        DataError: naming ``source``: truncated or corrupt data, or a pickle that expands too far.
+    """
+    try:
+        obj = RestrictedUnpickler(io.BytesIO(data), groups, source=source).load()
+    except UnsafePickleError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError,
+            MemoryError) as err:
+        raise DataError(f"{source}: not a readable pickle (truncated or corrupt: {type(err).__name__}: {err})") \
+            from None
+    check_expansion(obj, element_budget(len(data)), source)
+    return obj
+
 
 def load_pickle(path: str | Path, groups: Iterable[str] = DEFAULT_GROUPS) -> Any:
-    """Load a pickle file through :class:`RestrictedUnpickler`.
+    """Load a pickle file through :class:`RestrictedUnpickler` (the whole file is read first, so a forged length
+    field cannot make the reader allocate more than the file's size).
 
     Raises:
         FileNotFoundError: naming the path.
-        UnsafePickleError: naming the file and the refused class.
+        UnsafePickleError, DataError: as :func:`loads_pickle`, naming the file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"pickle file not found: {path}")
-    with path.open("rb") as f:
-        return RestrictedUnpickler(f, groups, source=str(path)).load()
-
-
-def loads_pickle(data: bytes, groups: Iterable[str] = DEFAULT_GROUPS, source: str = "<bytes>") -> Any:
-    """Like :func:`load_pickle` for an in-memory pickle."""
-    return RestrictedUnpickler(io.BytesIO(data), groups, source=source).load()
+    return loads_pickle(path.read_bytes(), groups, source=str(path))
 
 
 def load_npy(path: str | Path, groups: Iterable[str] = DEFAULT_GROUPS) -> Any:
@@ -150,20 +238,31 @@ def load_npy(path: str | Path, groups: Iterable[str] = DEFAULT_GROUPS) -> Any:
 
     A 0-d object array (the way ``np.save(path, some_dict)`` stores a dict) is returned as its item, like
     ``np.load(path, allow_pickle=True).item()``; any other array is returned as an ndarray.
+
+    Raises:
+        FileNotFoundError: naming the path.
+        UnsafePickleError, DataError: naming the file (not a .npy file, truncated, corrupt or hostile content).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"npy file not found: {path}")
-    with path.open("rb") as f:
-        major, _ = np.lib.format.read_magic(f)
+    data = path.read_bytes()
+    stream = io.BytesIO(data)
+    try:
+        major, _ = np.lib.format.read_magic(stream)
         read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-        _, _, dtype = read_header(f)
+        shape, _, dtype = read_header(stream)
         if not dtype.hasobject:
-            f.seek(0)
-            return np.load(f, allow_pickle=False)
-        array = RestrictedUnpickler(f, groups, source=str(path)).load()
+            expected = int(np.prod(shape)) * dtype.itemsize
+            if len(data) - stream.tell() < expected:
+                raise ValueError(f"{len(data) - stream.tell()} data bytes, the header announces {expected}")
+            stream.seek(0)
+            return np.load(stream, allow_pickle=False)
+    except ValueError as err:
+        raise DataError(f"{path}: not a readable .npy file (truncated or corrupt: {err})") from None
+    array = loads_pickle(data[stream.tell():], groups, source=str(path))
     if not isinstance(array, np.ndarray):
-        raise ValueError(f"{path}: expected a pickled numpy array after the npy header, got {type(array).__name__}")
+        raise DataError(f"{path}: expected a pickled numpy array after the npy header, got {type(array).__name__}")
     return array.item() if array.shape == () else array
 
 

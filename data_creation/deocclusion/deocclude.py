@@ -38,6 +38,7 @@ from datasets.registry import official_dataset_name
 from models.blocks.mano_head import right_hand_mano_layer
 from utils.atomic import atomic_write_json
 from utils.config import load_config
+from utils.errors import InputError, command_main
 from utils.mano_io import resolve_mano_root
 from utils.render import MeshRenderer
 from utils.runtime import make_accelerator, progress
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> dict | None:
     """Run on this process's shard; the main process merges and returns the summary (others return None)."""
     accelerator = make_accelerator()
     if args.half and accelerator.device.type == "cpu":
-        raise SystemExit("--half needs a CUDA device (float16 diffusion on the CPU is not supported)")
+        raise InputError("--half needs a CUDA device (float16 diffusion on the CPU is not supported)")
     main = accelerator.is_main_process
     cfg = load_config(args.model_dir, overrides=[*args.overrides, "data.contrastive=false"])
     dataset = build_dataset(cfg, "train")
@@ -126,4 +127,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    command_main(main)

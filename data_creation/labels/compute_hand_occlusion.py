@@ -31,6 +31,7 @@ from models.mano import ManoLayer
 from datasets.label_files import write_label_dict
 from utils.hand_conventions import MM_PER_M
 from utils.mano_io import load_mano_assets, resolve_mano_root
+from utils.errors import command_main
 
 HAND_LABEL = 255
 BATCH = 256
@@ -91,12 +92,12 @@ def write_occlusion_file(root: str | Path, setup: str, split: str, mano_root: st
     return write_label_dict(Path(root) / f"hand_occ_{setup}_{split}.npy", ratios), ratios
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", default=os.environ.get(ROOT_ENV), help=f"DexYCB root (default: ${ROOT_ENV})")
     parser.add_argument("--mano_root", default=None, help="MANO folder (default: $MANO_ROOT)")
     parser.add_argument("--data_split", nargs="+", required=True, help="e.g. s0_train s0_test")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not args.root:
         parser.error(f"give --root or set the environment variable {ROOT_ENV}")
     mano_root = resolve_mano_root(args.mano_root)
@@ -108,4 +109,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    command_main(main)

@@ -25,6 +25,7 @@ import yaml
 
 from datasets.dexycb_splits import BOP_SUBSAMPLING, SERIALS, SUBJECTS, split_rule
 from utils.atomic import atomic_write
+from utils.errors import command_main
 
 ROOT_ENV = "DEX_YCB_DIR"
 
@@ -155,14 +156,14 @@ def write_split_file(root: str | Path, setup: str, split: str, out_dir: str | Pa
     return out, count
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", default=os.environ.get(ROOT_ENV),
                         help=f"DexYCB root folder (default: ${ROOT_ENV})")
     parser.add_argument("--setups", nargs="+", default=["s0", "s1", "s3"], choices=["s0", "s1", "s2", "s3"])
     parser.add_argument("--splits", nargs="+", default=["train", "val", "test"], choices=["train", "val", "test"])
     parser.add_argument("--out", default=None, help="output folder (default: the root)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not args.root:
         parser.error(f"give --root or set the environment variable {ROOT_ENV}")
     for setup in args.setups:
@@ -172,4 +173,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    command_main(main)

@@ -22,6 +22,7 @@ from datasets.dexycb_index import load_index
 from datasets.dexycb_splits import parse_split_name
 from datasets.geometry import rotation_angle_deg
 from datasets.label_files import write_label_dict
+from utils.errors import command_main
 
 ROTATION_THRESHOLD_DEG = 5.0
 TRANSLATION_THRESHOLD_M = 0.05
@@ -75,11 +76,11 @@ def write_grasp_file(root: str | Path, setup: str, split: str) -> tuple[Path, di
     return write_label_dict(Path(root) / f"grasp_{setup}_{split}.npy", labels), labels
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", default=os.environ.get(ROOT_ENV), help=f"DexYCB root (default: ${ROOT_ENV})")
     parser.add_argument("--data_split", nargs="+", required=True, help="e.g. s0_train s0_test")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not args.root:
         parser.error(f"give --root or set the environment variable {ROOT_ENV}")
     for name in args.data_split:
@@ -89,4 +90,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    command_main(main)

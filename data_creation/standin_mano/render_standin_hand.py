@@ -21,6 +21,8 @@ from utils.mano_io import load_mano_assets, resolve_mano_root
 from utils.render import MeshRenderer, MeshSpec, look_at_intrinsics
 from utils.rotations import axis_angle_to_matrix
 
+from utils.errors import command_main
+
 IMAGE_SIZE = 320
 CAMERA_DISTANCE = 0.6  # m
 # template frame (fingers -x, back of hand +y) -> camera frame (OpenCV) with the palm facing the camera
@@ -93,4 +95,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    command_main(main)

@@ -46,6 +46,7 @@ from data_creation.synthetic.sequence_writer import SequenceWriter, subject_beta
 from data_creation.synthetic.sheet import write_sheet
 from data_creation.synthetic.views import serial_intrinsics
 from datasets.dexycb_splits import SERIALS
+from utils.errors import command_main
 from utils.mano_io import resolve_mano_root
 
 POINTS_PER_OBJECT = 2048
@@ -157,4 +158,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    command_main(main)

@@ -9,5 +9,8 @@ MediaPipe detector in its own environment), ``dataset_boxes`` (boxes files from 
 """
 
 
-class PredictInputError(ValueError):
+from utils.errors import InputError
+
+
+class PredictInputError(InputError, ValueError):
     """Bad user input (file, record, key, option); ``predict.py`` prints it and exits with status 2."""

@@ -36,8 +36,7 @@ from engine.predict.pipeline import HandPipeline
 from engine.predict.video import VIDEO_SUFFIXES, HandSmoother, VideoSink, video_frames
 from models import build_model
 from utils.camera import pinhole_intrinsics
-from utils.checkpoint import CheckpointMismatchError
-from utils.config import ConfigError
+from utils.errors import EXPECTED_ERRORS
 from utils.mano_io import load_mano_assets, resolve_mano_root
 from utils.runtime import make_accelerator, progress
 
@@ -262,6 +261,6 @@ def main(argv=None) -> dict:
     and exits with status 2."""
     try:
         return run_predict(argv)
-    except (PredictInputError, ConfigError, CheckpointMismatchError, FileNotFoundError) as error:
+    except EXPECTED_ERRORS as error:  # utils/errors.py: config, data, checkpoint, unsafe-file and missing-file errors
         print(f"predict.py: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

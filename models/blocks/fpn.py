@@ -15,6 +15,8 @@ from torch import nn
 from torchvision.models import resnet18, resnet34, resnet50
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from utils.checkpoint import load_checkpoint, load_weights
+
 __all__ = ["BACKBONES", "TwoStreamFPN", "check_backbone", "configured_backbone", "leaky_resnet"]
 
 FPN_CHANNELS = 256
@@ -54,8 +56,8 @@ def leaky_resnet(backbone="resnet50", weights_path=None):
         path = Path(weights_path)
         if not path.is_file():
             raise FileNotFoundError(f"backbone weights file {path} does not exist (model.backbone_weights)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        net.load_state_dict(state, strict=True)
+        load_weights(net, load_checkpoint(path)["state_dict"], strict=True,
+                     source=f"{path} (model.backbone_weights)")
     return net
 
 

@@ -121,4 +121,5 @@ def test_missing_weights_is_a_clear_error(experiment, tmp_path):
     folder = _copy_experiment(experiment, tmp_path / "x")
     result = subprocess.run([sys.executable, str(ROOT / "eval.py"), "--model_dir", str(folder)], capture_output=True,
                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
-    assert result.returncode != 0 and "no weights given" in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: no weights given: pass --resume PATH")

@@ -15,9 +15,9 @@ from models.mano import ManoLayer
 from utils.mano_io import load_mano_assets
 
 RES = 128
-TRAIN_KEYS = {"img", "bbox_hand", "bbox_obj", "aug_rot_mat", "intrinsics", "root_joint", "root_joint_flip",
-              "joints_img", "uv", "uv_valid", "xyz_valid", "joints_coord_cam", "xyz", "mano_param", "mano_pose",
-              "val_mano_pose", "mano_shape", "obj_p2d", "gray", "obj_mask", "gt_grasping", "gt_occ_cls",
+TRAIN_KEYS = {"sample_key", "img", "bbox_hand", "bbox_obj", "aug_rot_mat", "intrinsics", "root_joint",
+              "root_joint_flip", "joints_img", "uv", "uv_valid", "xyz_valid", "joints_coord_cam", "xyz", "mano_param",
+              "mano_pose", "val_mano_pose", "mano_shape", "obj_p2d", "gray", "obj_mask", "gt_grasping", "gt_occ_cls",
               "gt_occ_ratio", "is_filtered", "obj_cls_label", "do_flip"}
 EVAL_KEYS = (TRAIN_KEYS - {"obj_p2d", "gray", "obj_mask"}) | {"affinetrans", "obj_bbox3d", "obj_pose", "obj_cls",
                                                                "cam_intr"}
@@ -67,6 +67,7 @@ def test_train_and_test_samples_have_official_keys_shapes_and_dtypes(train_set, 
     train, test = train_set[0], test_set[0]
     assert set(train) == TRAIN_KEYS
     assert set(test) == EVAL_KEYS
+    assert train["sample_key"] == train_set.keys()[0] and test["sample_key"] == test_set.keys()[0]
     expected = {"img": ((3, RES, RES), torch.float32), "mano_param": ((58,), torch.float32),
                 "mano_pose": ((48,), torch.float32), "mano_shape": ((10,), torch.float32),
                 "bbox_hand": ((4,), torch.float32), "joints_img": ((21, 2), torch.float32),

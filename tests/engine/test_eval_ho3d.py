@@ -73,3 +73,18 @@ def test_submission_writer_refuses_wrong_frame_and_count(tmp_path):
     with pytest.raises(ValueError, match="OpenGL frame"):
         write_ho3d_submission(tmp_path / "pred.zip", -joints, verts, expected_count=2)
     assert not (tmp_path / "pred.zip").exists()
+
+
+def test_non_finite_or_malformed_local_ground_truth_is_named(tmp_path):
+    from engine.ho3d_submission import load_ho3d_ground_truth
+    from utils.errors import DataError
+
+    joints, verts = np.zeros((2, 21, 3)), np.zeros((2, 778, 3))
+    joints[1, 4, 2] = np.nan
+    (tmp_path / "evaluation_xyz.json").write_text(json.dumps(joints.tolist()))
+    (tmp_path / "evaluation_verts.json").write_text(json.dumps(verts.tolist()))
+    with pytest.raises(DataError, match=r"evaluation_xyz\.json: holds non-finite values .* sample\(s\) \[1\]"):
+        load_ho3d_ground_truth(tmp_path)
+    (tmp_path / "evaluation_xyz.json").write_text("[[1, 2], [3]]")
+    with pytest.raises(DataError, match=r"evaluation_xyz\.json: expected nested lists of numbers"):
+        load_ho3d_ground_truth(tmp_path)

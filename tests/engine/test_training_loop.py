@@ -32,7 +32,7 @@ class NoisyRegression(torch.utils.data.Dataset):
         y = 2 * self.x[i] + 1 + noise
         if i == self.poison_index:
             y = y * float("nan")
-        return {"x": self.x[i], "y": y, "sample_id": torch.tensor(i)}
+        return {"x": self.x[i], "y": y, "sample_key": f"toy_{i}"}
 
 
 class TinyNet(nn.Module):
@@ -105,5 +105,5 @@ def test_non_finite_loss_names_step_terms_and_samples_and_keeps_last_checkpoint(
     with pytest.raises(NonFiniteLossError) as err:
         _run(tmp_path, resume=tmp_path / "model_latest.pth", dataset=NoisyRegression(poison_index=5))
     message = str(err.value)
-    assert "non-finite loss at step" in message and "mse=nan" in message and "5" in message.split("ids:")[1]
+    assert "non-finite loss at step" in message and "mse=nan" in message and "toy_5" in message.split("ids:")[1]
     assert (tmp_path / "model_latest.pth").read_bytes() == before

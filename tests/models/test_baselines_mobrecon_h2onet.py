@@ -18,6 +18,7 @@ from models.losses import build_loss
 from models.mobrecon import J21_TIP_VERTS, j21_regressor, load_backbone_weights
 from utils.checkpoint import load_model_checkpoint
 from utils.config import apply_overrides, load_config
+from utils.errors import CheckpointError
 from utils.hand_conventions import MANO_TO_MANOPTH_ORDER
 from utils.mano_io import load_mano_assets
 
@@ -337,7 +338,7 @@ def test_densestack_weights_load_into_the_backbone(models, tmp_path):
     assert len(loaded) == len(model.backbone.state_dict())
     assert torch.all(model.backbone.state_dict()["thrink.0.weight"] == 0.5)
     torch.save({"other.weight": torch.zeros(2)}, path)
-    with pytest.raises(ValueError, match="no tensor matches the DenseStack backbone"):
+    with pytest.raises(CheckpointError, match=r"densestack\.pth: no tensor matches the DenseStack backbone"):
         load_backbone_weights(model.backbone, path)
 
 

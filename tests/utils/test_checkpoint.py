@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from utils.checkpoint import CheckpointMismatchError, load_checkpoint, load_model_checkpoint, save_checkpoint
+from utils.errors import CheckpointError
 
 
 def _model():
@@ -102,6 +103,44 @@ def test_checkpoint_needing_arbitrary_code_is_refused(tmp_path, capsys):
 def test_missing_checkpoint_names_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         load_checkpoint(tmp_path / "nope.pth")
+
+
+@pytest.mark.parametrize("content,reason", [(b"", "the checkpoint file is empty"),
+                                            (bytes(range(256)) * 4, "not a PyTorch checkpoint, or truncated")])
+def test_empty_or_garbage_checkpoint_is_named_without_unsafe_advice(tmp_path, content, reason):
+    path = tmp_path / "model.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=rf"model\.pth: .*{reason}") as err:
+        load_checkpoint(path)
+    assert "weights_only=False" not in str(err.value)
+
+
+def test_unsafe_checkpoint_names_the_refused_class(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {}, "payload": _Evil()}, path)
+    with pytest.raises(CheckpointError, match=r"evil\.pth: .*needs the class print\b") as err:
+        load_checkpoint(path)
+    assert "weights_only=False" not in str(err.value)
+
+
+def test_state_dict_of_the_wrong_type_is_named(tmp_path):
+    torch.save({"state_dict": [torch.zeros(2)]}, tmp_path / "list.pth")
+    with pytest.raises(CheckpointError, match=r"list\.pth: 'state_dict' must map parameter names to tensors, got list"):
+        load_checkpoint(tmp_path / "list.pth")
+    torch.save({"state_dict": {"w": torch.zeros(2), "note": "text"}}, tmp_path / "mixed.pth")
+    with pytest.raises(CheckpointError, match=r"mixed\.pth: .*entries 1 \(note\)"):
+        load_checkpoint(tmp_path / "mixed.pth")
+
+
+def test_non_finite_weights_are_named_at_load(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    state = model.state_dict()
+    state["0.weight"][1, 2] = float("nan")
+    state["1.running_var"][0] = float("inf")
+    save_checkpoint(tmp_path / "nan.pth", state)
+    with pytest.raises(CheckpointError, match=r"nan\.pth: non-finite weights .* 2 \(0\.weight \(1 of 6 values\), "
+                                              r"1\.running_var \(1 of 2 values\)\)"):
+        load_model_checkpoint(model, tmp_path / "nan.pth")
 
 
 def test_strict_load_refuses_a_checkpoint_with_only_unexpected_keys(tmp_path):

@@ -105,3 +105,27 @@ def test_missing_file_and_bad_json(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ConfigError, match="invalid JSON"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.batch_size=2.5", "expected a whole number, got 2.5"),
+    ("train.num_epochs=1.5", "expected a whole number, got 1.5"),
+    ("train.batch_size=0", "must be >= 1, got 0"), ("test.batch_size=-4", "must be >= 1, got -4"),
+    ("train.num_epochs=-1", "must be >= 0"), ("optimizer.lr=NaN", "expected a finite number, got nan"),
+    ("optimizer.lr=-0.1", "must be >= 0.0")])
+def test_invalid_numbers_are_refused_and_blamed_on_the_override(override, message):
+    cfg = load_config(ROOT / "experiment/unihope.dexycb_s0")
+    dotted = override.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"^--set {dotted}=.*: key '{dotted}': {message}"):
+        apply_overrides(cfg, [override])
+
+
+def test_whole_float_is_accepted_as_an_integer():
+    cfg = apply_overrides(load_config(ROOT / "experiment/unihope.dexycb_s0"), ["train.batch_size=8.0"])
+    assert cfg.train.batch_size == 8 and isinstance(cfg.train.batch_size, int)
+
+
+def test_invalid_value_in_the_file_is_blamed_on_the_file(tmp_path):
+    (tmp_path / "cfg.json").write_text(json.dumps({"train": {"batch_size": 2.5}}))
+    with pytest.raises(ConfigError, match=rf"^{tmp_path}/cfg.json: key 'train.batch_size': expected a whole number"):
+        load_config(tmp_path)

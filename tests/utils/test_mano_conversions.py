@@ -51,9 +51,12 @@ def test_kornia_quaternion_matches_scipy():
     assert np.allclose(w_positive.numpy(), expected, atol=1e-9)
 
 
-def test_nan_axis_angle_becomes_zero():
-    bad = torch.full((1, 3, 3), float("nan"))
-    assert torch.equal(matrix_to_axis_angle(bad), torch.zeros(1, 3))
+def test_non_finite_matrix_stays_non_finite_instead_of_becoming_the_identity():
+    bad = torch.eye(3).repeat(3, 1, 1)
+    bad[1, 0, 0], bad[2, 1, 2] = float("nan"), float("inf")
+    out = matrix_to_axis_angle(bad)
+    assert torch.equal(out[0], torch.zeros(3))  # the identity is a zero rotation
+    assert torch.isnan(out[1:]).all()  # bad input is not turned into a zero rotation
 
 
 def test_rot6d_gram_schmidt_columns_and_round_trip():

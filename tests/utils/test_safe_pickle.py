@@ -70,3 +70,70 @@ def test_object_npy_with_code_is_refused(tmp_path):
     np.save(tmp_path / "hand_occ_s0_test.npy", np.array([_SystemCall()], dtype=object))
     with pytest.raises(UnsafePickleError, match="hand_occ_s0_test.npy"):
         load_npy(tmp_path / "hand_occ_s0_test.npy")
+
+
+def _memo_bomb(width: int = 40, depth: int = 7) -> list:
+    """Nested lists that reference one list ``width`` times per level: ~1 KB pickled, width**depth elements
+    (40**7 = 1.6e11 floats, 1.3 TB) once numpy copies it into an array."""
+    bomb = [0.0] * width
+    for _ in range(depth - 1):
+        bomb = [bomb] * width
+    return bomb
+
+
+def test_memo_bomb_mano_file_is_refused_in_small_memory(tmp_path):
+    import tracemalloc
+
+    from utils.errors import DataError
+    from utils.mano_io import load_mano_assets
+
+    (tmp_path / "MANO_RIGHT.pkl").write_bytes(pickle.dumps({"shapedirs": _memo_bomb()}, protocol=2))
+    assert (tmp_path / "MANO_RIGHT.pkl").stat().st_size < 2000
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"MANO_RIGHT\.pkl: refusing a pickle that expands"):
+            load_mano_assets(tmp_path, "right")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 * 2**20
+
+
+def test_deep_nesting_and_self_reference_are_refused_with_the_file_named(tmp_path):
+    from utils.errors import DataError
+
+    levels = 100_000  # EMPTY_LIST x N, then APPEND x (N - 1): lists nested N deep (pickle.dumps would recurse)
+    (tmp_path / "deep.pkl").write_bytes(b"\x80\x02" + b"]" * levels + b"a" * (levels - 1) + b".")
+    with pytest.raises(DataError, match=r"deep\.pkl: refusing a pickle nested deeper than"):
+        load_pickle(tmp_path / "deep.pkl")
+    loop = [1.0]
+    loop.append(loop)
+    (tmp_path / "loop.pkl").write_bytes(pickle.dumps(loop, protocol=2))
+    with pytest.raises(DataError, match=r"loop\.pkl: .*contains itself"):
+        load_pickle(tmp_path / "loop.pkl")
+
+
+def test_shared_references_within_the_budget_still_load():
+    row = [1.0, 2.0]
+    assert loads_pickle(pickle.dumps({"a": [row] * 100}, protocol=2))["a"][99] == row
+
+
+def test_truncated_pickle_and_npy_files_name_the_file(tmp_path):
+    from utils.errors import DataError
+
+    data = pickle.dumps({"a": np.arange(100.0)}, protocol=2)
+    (tmp_path / "meta.pkl").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"meta\.pkl: not a readable pickle"):
+        load_pickle(tmp_path / "meta.pkl")
+    np.save(tmp_path / "grasp.npy", np.array({"id_1": True, "id_2": False}, dtype=object), allow_pickle=True)
+    whole = (tmp_path / "grasp.npy").read_bytes()
+    (tmp_path / "grasp.npy").write_bytes(whole[:-5])
+    with pytest.raises(DataError, match=r"grasp\.npy: not a readable pickle"):
+        load_npy(tmp_path / "grasp.npy")
+    np.save(tmp_path / "plain.npy", np.arange(1000.0))
+    (tmp_path / "plain.npy").write_bytes((tmp_path / "plain.npy").read_bytes()[:500])
+    with pytest.raises(DataError, match=r"plain\.npy: not a readable \.npy file"):
+        load_npy(tmp_path / "plain.npy")
+    (tmp_path / "text.npy").write_text("not numpy")
+    with pytest.raises(DataError, match=r"text\.npy: not a readable \.npy file"):
+        load_npy(tmp_path / "text.npy")
