@@ -92,8 +92,6 @@ def main(argv=None):
 
 def replica_checksums(accelerator, model) -> list[float]:
     """Sum of all parameters of each process's replica (float64), gathered: equal when DDP kept them in sync."""
-    import torch  # lazy (entry point): see main()
-
     total = sum(p.detach().double().sum() for p in model.parameters())
     return accelerator.gather(total.reshape(1).to(accelerator.device)).tolist()
 

@@ -28,6 +28,7 @@ import torch
 from data_creation.standin_mano.make_standin_mano import write_standin_mano
 from models.blocks.mano_head import right_hand_mano_layer
 from models.unihope import UniHOPENet
+from utils.runtime import inference_model
 
 
 def _mano_root(explicit, scratch):

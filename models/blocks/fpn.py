@@ -9,7 +9,6 @@ top-down path down to level P2 (stride 4, 256 channels). Spec: docs/official-mod
 import copy
 from pathlib import Path
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet18, resnet34, resnet50

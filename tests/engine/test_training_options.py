@@ -1,6 +1,5 @@
 """Training options for GPUs (train.channels_last, train.tf32, train.compile, fused Adam, loader settings), each
 parsed and applied; checked on the CPU, with the CUDA-only choices driven by the device they are given."""
-import json
 import logging
 from pathlib import Path
 

@@ -1,5 +1,4 @@
 """Checkpoints: official layout, prefix stripping, strict mismatch report, atomic saves, safe loading."""
-import pickle
 
 import pytest
 import torch
