@@ -37,14 +37,14 @@ def main(argv=None):
     from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
 
     from datasets import build_dataset, build_loader
+    from engine.fit import RunCheckpoints, fit, make_trainer
+    from engine.trainer import SeededSamples
     from models import build_model
     from models.losses import build_loss
     from utils.atomic import remove_stale_temporaries
     from utils.config import save_config
     from utils.runtime import (allow_tf32_matmul, make_accelerator, resolve_mixed_precision, seed_everything,
                                setup_logger, summary_writer)
-    from engine.fit import RunCheckpoints, fit, make_trainer
-    from engine.trainer import SeededSamples
 
     allow_tf32_matmul(cfg.train.tf32)
     accelerator = make_accelerator(

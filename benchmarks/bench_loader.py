@@ -25,13 +25,17 @@ from pathlib import Path
 
 import torch
 
+from data_creation.standin_mano.make_standin_mano import write_standin_mano
+from data_creation.synthetic.make_synthetic import prepare_setup, write_synthetic
+from datasets import build_dataset, build_loader
+from engine.trainer import SeededSamples
+from utils.config import load_config
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def loader_config(data_root, mano_root, res: int, batch_size: int, workers: int):
     """The official UniHOPE DexYCB s0 config pointed at ``data_root``, at ``res`` px with ``workers`` workers."""
-    from utils.config import load_config
-
     overrides = {"data.root_dir": str(data_root), "base.mano_root": str(mano_root), "data.input_img_shape": [res, res],
                  "train.batch_size": batch_size, "train.num_workers": workers}
     return load_config(ROOT / "experiment" / "unihope.dexycb_s0",
@@ -43,8 +47,6 @@ def loader_rate(cfg, samples: int) -> dict:
 
     Returns ``{"workers", "first_batch_s", "samples_per_s"}``; the rate excludes the first batch.
     """
-    from datasets import build_dataset, build_loader
-    from engine.trainer import SeededSamples
 
     dataset = SeededSamples(build_dataset(cfg, "train"), cfg.base.seed)
     batch_size = cfg.train.batch_size
@@ -63,9 +65,6 @@ def loader_rate(cfg, samples: int) -> dict:
 
 def synthetic_tree(folder: Path, sequences: int) -> tuple[Path, Path]:
     """Render a small DexYCB-layout tree with its label files and pair index; returns (data root, MANO folder)."""
-    from data_creation.standin_mano.make_standin_mano import write_standin_mano
-    from data_creation.synthetic.make_synthetic import prepare_setup, write_synthetic
-
     mano_root, data_root = folder / "mano", folder / "data"
     write_standin_mano(mano_root, seed=0)
     write_synthetic(data_root, mano_root, seed=0, sequences=sequences, frames=4, cameras=2,

@@ -33,6 +33,13 @@ from pathlib import Path
 
 import torch
 
+from data_creation.standin_mano.make_standin_mano import write_standin_mano
+from engine.trainer import build_optimizer, channels_last_images
+from models import build_model
+from models.losses import build_loss
+from utils.config import load_config
+from utils.runtime import make_accelerator
+
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"batch_size": 4, "res": 64, "backbone": "resnet18", "roi_res": 16}
 FULL = {"batch_size": 64, "res": 128, "backbone": "resnet50", "roi_res": 32}
@@ -70,8 +77,6 @@ class Variant:
     """One way of running the training step: its own model copy, optimizer and precision settings."""
 
     def __init__(self, name, model, optimizer, loss_fn, batch, channels_last=False, bf16=False, tf32=False):
-        from engine.trainer import channels_last_images
-
         self.name, self.model, self.optimizer, self.loss_fn = name, model, optimizer, loss_fn
         self.batch = channels_last_images(batch) if channels_last else batch
         self.bf16, self.matmul = bf16, "tf32" if tf32 else "ieee"
@@ -88,10 +93,6 @@ class Variant:
 
 
 def build_variants(cfg, device, batch_size: int) -> list[Variant]:
-    from engine.trainer import build_optimizer
-    from models import build_model
-    from models.losses import build_loss
-
     torch.manual_seed(0)
     base = build_model(cfg).train()
     loss_fn = build_loss(cfg)
@@ -140,8 +141,6 @@ def measure(variants: list[Variant], repeats: int, batch_size: int) -> list[dict
 def benchmark_config(mano_root, sizes: dict):
     """``experiment/unihope.dexycb_s0/cfg.json`` at the benchmark's sizes (legacy grasp head at 128 px, as the
     released DexYCB checkpoints)."""
-    from utils.config import load_config
-
     overrides = {"base.mano_root": str(mano_root), "data.input_img_shape": [sizes["res"]] * 2,
                  "model.backbone": sizes["backbone"], "model.roi_res": sizes["roi_res"],
                  "model.obj_conf_layer_legacy": sizes["res"] == 128}
@@ -163,14 +162,10 @@ def main(argv=None) -> list[dict]:
     sizes = {key: getattr(args, key) if getattr(args, key) is not None else default
              for key, default in (FULL if args.full else SMALL).items()}
 
-    from utils.runtime import make_accelerator
-
     device = make_accelerator().device
     with tempfile.TemporaryDirectory() as scratch:
         mano_root = args.mano_root or os.environ.get("MANO_ROOT")
         if mano_root is None:
-            from data_creation.standin_mano.make_standin_mano import write_standin_mano
-
             write_standin_mano(scratch, seed=0)
             mano_root = scratch
         variants = build_variants(benchmark_config(mano_root, sizes), device, sizes["batch_size"])

@@ -116,17 +116,21 @@ def check_resume_config(saved: dict | None, current: dict | None, path, allow_ch
 
 def load_optimizer_state(optimizer, state: dict, path) -> None:
     """``optimizer.load_state_dict(state)``, or CheckpointError naming ``path`` when the state was written by another
-    optimizer (different hyper-parameter names) or for other parameters."""
+    optimizer (different hyper-parameter names) or for other parameters. The implementation flags (``fused`` /
+    ``foreach``) stay this device's: a checkpoint of a CUDA run (fused Adam) resumes on the CPU and vice versa."""
     saved_keys = set(state["param_groups"][0]) if state.get("param_groups") else set()
     needed = set(optimizer.param_groups[0]) - saved_keys - {"params"}
     if needed:
         raise CheckpointError(f"{path}: its optimizer state was written by another optimizer than "
                               f"{type(optimizer).__name__} (it lacks {sorted(needed)}); use --only_weights to start a "
                               f"fresh optimizer")
+    implementation = [{k: group[k] for k in ("fused", "foreach") if k in group} for group in optimizer.param_groups]
     try:
         optimizer.load_state_dict(state)
     except (ValueError, KeyError) as err:
         raise CheckpointError(f"{path}: its optimizer state does not fit the model's parameters ({err})") from None
+    for group, flags in zip(optimizer.param_groups, implementation):  # the saved run's device chose its own
+        group.update(flags)
 
 
 def restore(path, model, optimizer, scheduler, only_weights: bool, config: dict | None = None,

@@ -249,4 +249,4 @@ def test_unihope_on_a_resnet18_trunk_trains_with_pairs(standin_mano_root):
     with pytest.raises(ValueError, match="<test config unihope_net>: model.backbone must be one of"):
         build_model(model_config(standin_mano_root, "unihope_net", backbone="resnet101"))
     with pytest.raises(ValueError, match="<test config unihope_net>: model.roi_res must be a positive multiple of 16"):
-        build_model(model_config(standin_mano_root, "unihope_net", roi_res=8))
+        build_model(model_config(standin_mano_root, "unihope_net", roi_res=24))
