@@ -1,7 +1,7 @@
 """The mapper shared by DexYCB and HO3D: one annotated frame + its image -> the official sample dict.
 
-Stage 2 of records -> mapper -> loader (STYLE habit 9). The dataset classes turn raw files into a
-:class:`HandObjectRecord` (annotations only, no pixels) and read the image / object mask; :func:`build_sample`
+Stage 2 of records -> mapper -> loader (docs/architecture.md, "One DexYCB sample"). The dataset classes turn raw
+files into a :class:`HandObjectRecord` (annotations only, no pixels) and read the image / object mask; :func:`build_sample`
 mirrors left hands, chooses the crop (hand-only or fused hand+object, by the grasp flag), augments, pairs the
 original with its de-occluded image when asked, and returns numpy arrays under the official batch keys
 (reference: docs/official-data.md §2-§3). It never mutates the record or the images it is given.
