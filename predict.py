@@ -7,10 +7,12 @@ from utils.errors import command_main
 
 
 def main(argv=None):
+    """Bad input (options, boxes, images, config, checkpoint, missing files) ends with one message and exit status 2
+    (utils/errors.py ``command_main``; ``--debug`` shows the traceback)."""
     from engine.predict.command import main as predict_main  # lazy: a fast --help (entry point)
 
-    return predict_main(argv)
+    return command_main(predict_main, argv)
 
 
 if __name__ == "__main__":
-    command_main(main)
+    main()

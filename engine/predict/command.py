@@ -36,7 +36,6 @@ from engine.predict.pipeline import HandPipeline
 from engine.predict.video import VIDEO_SUFFIXES, HandSmoother, VideoSink, video_frames
 from models import build_model
 from utils.camera import pinhole_intrinsics
-from utils.errors import EXPECTED_ERRORS
 from utils.mano_io import load_mano_assets, resolve_mano_root
 from utils.runtime import make_accelerator, progress
 
@@ -224,7 +223,8 @@ def output_stems(paths: list[Path]) -> dict[Path, str]:
     return {path: "__".join(full.relative_to(common).with_suffix("").parts) for path, full in zip(paths, resolved)}
 
 
-def run_predict(argv=None) -> dict:
+def main(argv=None) -> dict:
+    """The predict.py flow: inputs -> hands -> placed meshes and outputs; returns counts of what was processed."""
     args = predict_parser().parse_args(argv)
     cfg = load_run_config(args)
     settings = sample_settings(cfg, "test", "dexycb")
@@ -254,13 +254,3 @@ def run_predict(argv=None) -> dict:
     print(f"{len(images)} image(s), {hands} hand(s); {len(videos)} video(s), {sum(frames.values())} frame(s); "
           f"outputs in {args.out}")
     return {"images": len(images), "hands": hands, "videos": frames}
-
-
-def main(argv=None) -> dict:
-    """:func:`run_predict`; bad input (options, boxes, images, config, checkpoint, missing files) prints one message
-    and exits with status 2."""
-    try:
-        return run_predict(argv)
-    except EXPECTED_ERRORS as error:  # utils/errors.py: config, data, checkpoint, unsafe-file and missing-file errors
-        print(f"predict.py: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
