@@ -162,14 +162,12 @@ def freeze_loaded_parameters(model, missing_keys) -> list[str]:
     "new" ones), every parameter it did provide stops training (``requires_grad = False``); with nothing new,
     nothing is frozen. Returns the names of the frozen parameters."""
     missing = set(missing_keys)
-    named = list(model.named_parameters())
-    if not any(name in missing for name, _ in named):
+    loaded = [(name, parameter) for name, parameter in model.named_parameters() if name not in missing]
+    if len(loaded) == len(list(model.parameters())):
         return []
-    frozen = [name for name, _ in named if name not in missing]
-    for name, parameter in named:
-        if name not in missing:
-            parameter.requires_grad_(False)
-    return frozen
+    for _, parameter in loaded:
+        parameter.requires_grad_(False)
+    return [name for name, _ in loaded]
 
 
 def fit(trainer: Trainer, state: TrainState, num_epochs: int, val_loaders: dict, checkpoints: RunCheckpoints,

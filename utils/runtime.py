@@ -4,6 +4,7 @@ Nothing here runs at import; entry points call these functions.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import random
@@ -185,9 +186,7 @@ def inference_model(model: torch.nn.Module, channels_last: bool = False,
     """
     if not (channels_last or fuse_batchnorm):
         return model.eval()
-    import copy
-
-    from torchvision.models.resnet import BasicBlock, Bottleneck
+    from torchvision.models.resnet import BasicBlock, Bottleneck  # torchvision is heavy; only with the options
 
     fast = copy.deepcopy(model).eval()
     if fuse_batchnorm:
