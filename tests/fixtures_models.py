@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from utils.checkpoint import load_model_checkpoint
 from utils.config import config_from_dict
 
 KEY_FILE = Path(__file__).parent / "official_keys" / "unihope_state_dict_keys.txt"
@@ -114,3 +115,17 @@ def assert_step_trains(model, optimizer, probes):
     before = parameters[probes[-1]].detach().clone()
     optimizer.step()
     assert not torch.equal(before, parameters[probes[-1]])
+
+
+def assert_checkpoint_restores(model, path, probes, epoch):
+    """Perturb the ``probes`` parameters / buffers of ``model``, load the checkpoint at ``path`` strictly and check
+    that every probe is back to its saved value and the checkpoint's epoch is ``epoch``. Returns the saved values."""
+    saved = {name: model.state_dict()[name].clone() for name in probes}
+    with torch.no_grad():
+        for name in probes:
+            model.state_dict()[name].add_(1.0)
+    checkpoint = load_model_checkpoint(model, path, strict=True)
+    assert checkpoint["epoch"] == epoch
+    for name in probes:
+        assert torch.equal(model.state_dict()[name], saved[name]), name
+    return saved

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fixtures_models import assert_step_trains
+from fixtures_models import assert_checkpoint_restores, assert_step_trains
 from models.baseline_losses import ManoRegressionLoss
 from models.blocks.occlusion_attention import FeatureInjectingTransformer, SpatialGate
 from models.blocks.single_fpn import ResNetFPN
@@ -363,14 +363,7 @@ def test_official_layout_checkpoint_loads_strictly(models, tmp_path):
     torch.save({"state_dict": model.state_dict(), "step": 10, "epoch": 2}, path)
     probes = ["FIT.layers.1.q_embedding", "backbone.attention_module.spatial.bn.running_var",
               "regressor.hand_regHead.betas", "mano_layer.th_v_template"]
-    saved = {name: model.state_dict()[name].clone() for name in probes}
-    with torch.no_grad():
-        for name in probes:
-            model.state_dict()[name].add_(1.0)
-    state = load_model_checkpoint(model, path, strict=True)
-    assert state["epoch"] == 2
-    for name in probes:
-        assert torch.equal(model.state_dict()[name], saved[name]), name
+    saved = assert_checkpoint_restores(model, path, probes, epoch=2)
     assert torch.equal(model.state_dict()["regressor.mano_regHead.mano_layer.th_v_template"],
                        saved["mano_layer.th_v_template"])
     incomplete = {k: v for k, v in model.state_dict().items() if not k.startswith("SET.layers.1.")}

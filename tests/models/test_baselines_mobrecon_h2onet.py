@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from fixtures_models import assert_step_trains
+from fixtures_models import assert_checkpoint_restores, assert_step_trains
 from models import build_model
 from models.baseline_losses import MeshRegressionLoss, edge_length_loss, normal_vector_loss
 from models.h2onet import rot6d_to_matrix_rows
@@ -269,14 +269,7 @@ def test_official_layout_checkpoint_loads_strictly(models, tmp_path):
     torch.save({"state_dict": state, "epoch": 37, "step": 100}, path)
     probes = ["mano_joint_reg", "backbone.dense_stack3.dense5.conv2.conv1x1.1.running_var",
               "decoder3d.rot_reg.fc_block.6.bias", "decoder3d.upsample"]
-    saved = {p: model.state_dict()[p].clone() for p in probes}
-    with torch.no_grad():
-        for p in probes:
-            model.state_dict()[p].add_(1.0)
-    checkpoint = load_model_checkpoint(model, path, strict=True)
-    assert checkpoint["epoch"] == 37
-    for p in probes:
-        assert torch.equal(model.state_dict()[p], saved[p]), p
+    assert_checkpoint_restores(model, path, probes, epoch=37)
     del state["module.decoder3d.upsample"]
     torch.save({"state_dict": state}, path)
     with pytest.raises(Exception, match="decoder3d.upsample"):
