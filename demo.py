@@ -7,7 +7,8 @@ format, `data_creation/synthetic/make_synthetic.py` renders a DexYCB-layout tree
 (annotation JSON, grasp labels, occlusion ratios, de-occluded pairs), `train.py` trains UniHOPE with the paired
 self-distillation, and `eval.py`, `eval_h_ho.py`, `eval_occ_intervals.py` write and print their tables. The
 trivial mean-pose baseline is fitted and evaluated the same way for comparison. Finished steps are skipped when
-the demo is run again (delete the output folder to start over).
+the demo is run again (delete the output folder to start over). The end of the output lists each stage's wall
+time (also in ``<out>/demo_timings.json``).
 """
 from __future__ import annotations
 
@@ -40,13 +41,23 @@ def unihope_config(out: Path, args) -> dict:
     return cfg
 
 
-def run(step: str, cmd: list[str]) -> None:
-    """Run one pipeline command from the repository root, streaming its output."""
+def run(step: str, cmd: list[str], timings: dict) -> None:
+    """Run one pipeline command from the repository root, streaming its output; records its wall time
+    (seconds) in ``timings[step]``."""
     print(f"\n=== {step}\n$ {' '.join(cmd)}", flush=True)
     start = time.time()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run(cmd, cwd=ROOT, env=env, check=True)
-    print(f"=== {step}: {time.time() - start:.0f} s", flush=True)
+    timings[step] = time.time() - start
+    print(f"=== {step}: {timings[step]:.0f} s", flush=True)
+
+
+def timing_table(timings: dict, total: float) -> str:
+    """The stages this run executed (skipped ones are absent) with their minutes, and the run's wall time."""
+    lines = ["", "=== demo stages (wall time of this run)"]
+    lines += [f"{minutes:6.2f} min  {step}" for step, minutes in ((s, t / 60) for s, t in timings.items())]
+    lines.append(f"{total / 60:6.2f} min  total")
+    return "\n".join(lines)
 
 
 def summary(out: Path) -> str:
@@ -82,35 +93,44 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     py = sys.executable
+    started, timings = time.time(), {}
     # lazy (entry point): --help answers without torch
     from engine.mean_pose_fit import mean_pose_config
+    from utils.atomic import atomic_write_json
     from utils.config import write_experiment
     from utils.runtime import training_device_name
 
     if not (out / "mano" / "MANO_RIGHT.pkl").is_file():
-        run("stand-in hand model", [py, "-m", "data_creation.standin_mano.make_standin_mano", "--out", str(out / "mano")])
+        run("stand-in hand model",
+            [py, "-m", "data_creation.standin_mano.make_standin_mano", "--out", str(out / "mano")], timings)
     if not (out / "data" / "dex_ycb_s0_test_data.json").is_file():
         run("synthetic DexYCB-format data + data-creation tools",
-            [py, "-m", "data_creation.synthetic.make_synthetic", "--out", str(out / "data"), "--mano_root", str(out / "mano"),
+            [py, "-m", "data_creation.synthetic.make_synthetic", "--out", str(out / "data"),
+             "--mano_root", str(out / "mano"),
              "--sequences", str(args.sequences), "--frames", str(args.frames), "--cameras", str(args.cameras),
-             "--workers", str(args.workers), "--prepare", "s0", "--sheet", str(out / "synthetic_sheet.png")])
+             "--workers", str(args.workers), "--prepare", "s0", "--sheet", str(out / "synthetic_sheet.png")], timings)
     trivial = write_experiment(out / "mean_pose.synthetic",
                                mean_pose_config(out / "mean_pose.synthetic", out / "data", out / "mano"))
     if not (trivial / "model_mean.pth").is_file():
         run("trivial baseline: fit the mean training pose", [py, "-m", "engine.mean_pose_fit",
-                                                              "--model_dir", str(trivial)])
+                                                              "--model_dir", str(trivial)], timings)
     run("trivial baseline: eval.py", [py, "eval.py", "--model_dir", str(trivial), "--resume",
-                                      str(trivial / "model_mean.pth"), "--no_plots"])
+                                      str(trivial / "model_mean.pth"), "--no_plots"], timings)
     experiment = write_experiment(out / "unihope.synthetic", unihope_config(out, args))
     latest = experiment / "model_latest.pth"
     # a rerun with another --epochs moves the learning-rate milestone: resume anyway (train.py warns)
     resume = ["--resume", str(latest), "--allow_config_change"] if latest.is_file() else []
-    run(f"train UniHOPE on the {training_device_name()}", [py, "train.py", "--model_dir", str(experiment), *resume])
+    run(f"train UniHOPE on the {training_device_name()}",
+        [py, "train.py", "--model_dir", str(experiment), *resume], timings)
     checkpoint = str(experiment / "val_model_best.pth")
     for script in ("eval.py", "eval_h_ho.py", "eval_occ_intervals.py"):
         sheet = ["--sheet", "12"] if script == "eval.py" else []
-        run(f"UniHOPE: {script}", [py, script, "--model_dir", str(experiment), "--resume", checkpoint, *sheet])
+        run(f"UniHOPE: {script}",
+            [py, script, "--model_dir", str(experiment), "--resume", checkpoint, *sheet], timings)
     print(summary(out))
+    total = time.time() - started
+    print(timing_table(timings, total))
+    atomic_write_json(out / "demo_timings.json", {"stages_s": timings, "total_s": total})
 
 
 if __name__ == "__main__":
