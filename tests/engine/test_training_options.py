@@ -81,28 +81,35 @@ def test_channels_last_images_changes_strides_only():
     assert out["mask"] is batch["mask"] and out["joints"] is batch["joints"] and out["sample_id"] == [1, 2]
 
 
-@pytest.mark.parametrize("name, device, fused", [("adam", "cpu", False), ("adamw", "cpu", False),
+@pytest.mark.parametrize("name, device, fused", [("adam", "cpu", True), ("adamw", "cpu", True),
                                                  ("adam", "cuda", True), ("adamw", "cuda:0", True),
-                                                 ("sgd", "cuda", None)])
-def test_fused_adam_only_on_cuda(name, device, fused):
+                                                 ("adam", "mps", False), ("sgd", "cuda", None)])
+def test_fused_adam_on_cpu_and_cuda(name, device, fused):
     optimizer_cfg = config_from_dict({"optimizer": {"name": name, "lr": 0.1}}).optimizer
     optimizer = build_optimizer(nn.Linear(2, 2).parameters(), optimizer_cfg, device)
     assert optimizer.defaults.get("fused") is fused  # SGD is built without the argument
 
 
 def test_resume_keeps_the_optimizer_built_for_this_device(tmp_path):
-    """A checkpoint written by a CUDA run (fused Adam) resumed on the CPU keeps the CPU's default Adam."""
+    """A checkpoint written with the default Adam (an MPS run, or any run before fused Adam) resumed on the CPU
+    keeps the CPU's fused Adam, and the reverse."""
     model = nn.Linear(2, 2)
     optimizer_cfg = config_from_dict({"optimizer": {"name": "adam"}}).optimizer
-    gpu_optimizer = build_optimizer(model.parameters(), optimizer_cfg, "cuda")
+    mps_optimizer = build_optimizer(model.parameters(), optimizer_cfg, "mps")
     model(torch.ones(1, 2)).sum().backward()
-    gpu_optimizer.step()
-    save_checkpoint(tmp_path / "gpu.pth", model.state_dict(), optimizer=gpu_optimizer.state_dict(),
+    mps_optimizer.step()
+    save_checkpoint(tmp_path / "mps.pth", model.state_dict(), optimizer=mps_optimizer.state_dict(),
                     scheduler={}, step=1, epoch=0)
     cpu_optimizer = build_optimizer(model.parameters(), optimizer_cfg, "cpu")
-    restore(tmp_path / "gpu.pth", model, cpu_optimizer, None, only_weights=False)
-    assert not cpu_optimizer.param_groups[0]["fused"]
+    restore(tmp_path / "mps.pth", model, cpu_optimizer, None, only_weights=False)
+    assert cpu_optimizer.param_groups[0]["fused"]
     assert int(cpu_optimizer.state[model.weight]["step"]) == 1  # the state itself was restored
+    cpu_optimizer.step()
+    save_checkpoint(tmp_path / "cpu.pth", model.state_dict(), optimizer=cpu_optimizer.state_dict(),
+                    scheduler={}, step=2, epoch=0)
+    restore(tmp_path / "cpu.pth", model, mps_optimizer, None, only_weights=False)
+    assert not mps_optimizer.param_groups[0]["fused"]
+    assert int(mps_optimizer.state[model.weight]["step"]) == 2
 
 
 def test_compile_runs_a_step_and_keeps_state_dict_keys(tmp_path, monkeypatch):
