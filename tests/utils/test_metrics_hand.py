@@ -152,6 +152,21 @@ def test_pck_averages_over_keypoints_and_20_50_range():
     assert bins.dtype == np.uint8 and bins.tolist() == [[0, 33], [100, 33]]
 
 
+@pytest.mark.parametrize("grid", [np.union1d(PCK_THRESHOLDS_M, PCK_20_50_THRESHOLDS_M), PCK_THRESHOLDS_M,
+                                  np.array([0.0, 1.0]), np.array([1.0, 1.0 + 1e-12, 5.0]),
+                                  np.cumsum(np.random.default_rng(12).uniform(0.0, 1.0, 300))])
+def test_threshold_bins_equal_searchsorted(grid):
+    """The evaluator's grid (two merged ranges), uneven and near-duplicate thresholds, > 255 thresholds."""
+    rng = np.random.default_rng(13)
+    values = np.concatenate([rng.uniform(-0.1, 1.2, 3000) * grid[-1], grid])
+    values = np.concatenate([values, np.nextafter(values, np.inf), np.nextafter(values, -np.inf),
+                             [np.nan, np.inf, -np.inf]])
+    errors = values[:len(values) // 3 * 3].reshape(-1, 3)
+    bins = threshold_bins(errors, grid)
+    assert bins.dtype == (np.uint8 if len(grid) < 255 else np.uint16)
+    np.testing.assert_array_equal(bins, np.searchsorted(grid, errors, side="left"))
+
+
 def test_auc_rejects_mismatched_curve():
     with pytest.raises(ValueError, match="3 thresholds"):
         auc(np.ones(4), np.array([0.0, 1.0, 2.0]))
