@@ -8,7 +8,8 @@ recall; F is symmetric, so the value is the same.)
 Exactness: a distance is ``sqrt((dx*dx + dy*dy) + dz*dz)`` in float64, as a KD-tree computes it (scipy
 ``cKDTree``, the reference in the tests; the official code uses Open3D's). ``sqrt`` is correctly rounded, so
 ``sqrt(s) < t`` holds exactly when ``s`` is below the smallest float whose root is ``>= t``; the search
-compares the squared sums with that limit and every count equals the KD-tree's.
+compares the squared sums with that limit and every count equals the KD-tree's (numba keeps IEEE order and
+rounding without ``fastmath``: docs/libraries.md A.11).
 
 Only "is the nearest distance below each threshold" is needed. For a pair of thresholds, each point gets a
 *level*: 0 if some point of the other set is closer than the small threshold, 1 if only closer than the large
