@@ -1,11 +1,10 @@
-"""Hand metrics: root alignment, MPJPE/MPVPE, similarity Procrustes, validation score, PCK/AUC, F-score."""
+"""Hand metrics: root alignment, MPJPE/MPVPE, similarity Procrustes, validation score, PCK/AUC (F-score: test_metrics_fscore)."""
 import numpy as np
 import pytest
 import torch
 from scipy.linalg import orthogonal_procrustes
 from scipy.spatial.transform import Rotation
 
-from utils.metrics.fscore import f_scores, nearest_neighbour_distances
 from utils.metrics.hand import (
     mean_point_error_mm,
     procrustes_align,
@@ -153,33 +152,21 @@ def test_pck_averages_over_keypoints_and_20_50_range():
     assert bins.dtype == np.uint8 and bins.tolist() == [[0, 33], [100, 33]]
 
 
+@pytest.mark.parametrize("grid", [np.union1d(PCK_THRESHOLDS_M, PCK_20_50_THRESHOLDS_M), PCK_THRESHOLDS_M,
+                                  np.array([0.0, 1.0]), np.array([1.0, 1.0 + 1e-12, 5.0]),
+                                  np.cumsum(np.random.default_rng(12).uniform(0.0, 1.0, 300))])
+def test_threshold_bins_equal_searchsorted(grid):
+    """The evaluator's grid (two merged ranges), uneven and near-duplicate thresholds, > 255 thresholds."""
+    rng = np.random.default_rng(13)
+    values = np.concatenate([rng.uniform(-0.1, 1.2, 3000) * grid[-1], grid])
+    values = np.concatenate([values, np.nextafter(values, np.inf), np.nextafter(values, -np.inf),
+                             [np.nan, np.inf, -np.inf]])
+    errors = values[:len(values) // 3 * 3].reshape(-1, 3)
+    bins = threshold_bins(errors, grid)
+    assert bins.dtype == (np.uint8 if len(grid) < 255 else np.uint16)
+    np.testing.assert_array_equal(bins, np.searchsorted(grid, errors, side="left"))
+
+
 def test_auc_rejects_mismatched_curve():
     with pytest.raises(ValueError, match="3 thresholds"):
         auc(np.ones(4), np.array([0.0, 1.0, 2.0]))
-
-
-def test_f_score_constructed_point_sets():
-    far = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    pred = far + np.array([[0.004, 0, 0], [0.010, 0, 0], [0.020, 0, 0], [0.0, 0, 0]])
-    clustered = far[[0, 0, 0, 1]]  # every pred point on a GT point, two GT points uncovered
-    scores = f_scores(np.stack([pred, clustered, far]), np.stack([far, far, far]))
-    np.testing.assert_allclose(scores[0], [0.5, 0.75])  # P = R = 2/4 at 5 mm, 3/4 at 15 mm
-    np.testing.assert_allclose(scores[1], [2 / 3, 2 / 3])  # P = 1/2, R = 1 -> 2PR/(P+R)
-    np.testing.assert_allclose(scores[2], [1.0, 1.0])
-
-
-def test_f_score_is_strict_and_zero_when_nothing_matches():
-    gt = np.zeros((2, 1, 3))
-    pred = np.array([[[0.005, 0.0, 0.0]], [[0.5, 0.0, 0.0]]])
-    to_gt, to_pred = nearest_neighbour_distances(pred, gt)
-    assert to_gt[0, 0] == 0.005 and to_pred[0, 0] == 0.005
-    np.testing.assert_array_equal(f_scores(pred, gt), [[0.0, 1.0], [0.0, 0.0]])
-
-
-def test_nearest_neighbour_distances_match_brute_force():
-    rng = np.random.default_rng(6)
-    a, b = rng.normal(size=(5, 7, 3)), rng.normal(size=(5, 4, 3))
-    dist = np.linalg.norm(a[:, :, None] - b[:, None], axis=-1)
-    a_to_b, b_to_a = nearest_neighbour_distances(a, b)
-    np.testing.assert_allclose(a_to_b, dist.min(axis=2), rtol=1e-12)
-    np.testing.assert_allclose(b_to_a, dist.min(axis=1), rtol=1e-12)

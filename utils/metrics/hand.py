@@ -2,8 +2,12 @@
 
 All functions are batched over samples, take metres (camera frame) and never modify their inputs.
 Joint order: manopth / DexYCB (wrist = joint 0). Reference: docs/official-data.md §4.1-4.3, §11.
+The passes over the points (root translation, Procrustes sums, applying the similarity, point distances) are
+small numba kernels: numpy broadcasts over a last axis of 3 with a short inner loop per point and needs
+temporaries. The (B, 3, 3) SVDs are numpy's batched ``svd``.
 """
 import numpy as np
+from numba import njit
 
 from utils.hand_conventions import MM_PER_M
 from utils.metrics.arrays import as_float_array, as_points
@@ -36,23 +40,43 @@ def root_align(pred_joints, pred_verts, gt_root, root_index=WRIST):
     Returns:
         (joints (B, J, 3), verts (B, V, 3) or None) as new float64 arrays.
     """
-    joints = as_points(pred_joints, "pred_joints")
+    joints = as_points(pred_joints, "pred_joints", copy=False)
     batch = joints.shape[0]
-    root = as_float_array(gt_root, "gt_root", (batch, 3))
-    offset = joints[:, root_index:root_index + 1] - root[:, None]  # (B, 1, 3)
-    joints -= offset
+    root = as_float_array(gt_root, "gt_root", (batch, 3), copy=False)
+    offset = joints[:, root_index] - root  # (B, 3)
     if pred_verts is None:
-        return joints, None
-    verts = as_points(pred_verts, "pred_verts", batch=batch)
-    verts -= offset
-    return joints, verts
+        return _translated(joints, offset), None
+    verts = as_points(pred_verts, "pred_verts", batch=batch, copy=False)
+    return _translated(joints, offset), _translated(verts, offset)
+
+
+@njit(cache=True)
+def _translated(points, offset):
+    """``points - offset[:, None]``: (B, P, 3), (B, 3) -> new (B, P, 3)."""
+    out = np.empty_like(points)
+    for b in range(points.shape[0]):
+        for p in range(points.shape[1]):
+            for i in range(3):
+                out[b, p, i] = points[b, p, i] - offset[b, i]
+    return out
 
 
 def point_errors(pred, gt):
     """Euclidean distance per point. pred, gt: (B, P, 3) -> (B, P), same units as the input."""
-    pred = as_points(pred, "pred")
-    gt = as_points(gt, "gt", num_points=pred.shape[1], batch=pred.shape[0])
-    return np.linalg.norm(pred - gt, axis=-1)
+    pred = as_points(pred, "pred", copy=False)
+    gt = as_points(gt, "gt", num_points=pred.shape[1], batch=pred.shape[0], copy=False)
+    return _distances(pred, gt)
+
+
+@njit(cache=True)
+def _distances(pred, gt):
+    """(B, P, 3), (B, P, 3) -> (B, P) Euclidean distances, the squares summed x, y, z in that order."""
+    out = np.empty(pred.shape[:2])
+    for b in range(pred.shape[0]):
+        for p in range(pred.shape[1]):
+            dx, dy, dz = pred[b, p, 0] - gt[b, p, 0], pred[b, p, 1] - gt[b, p, 1], pred[b, p, 2] - gt[b, p, 2]
+            out[b, p] = np.sqrt(dx * dx + dy * dy + dz * dz)
+    return out
 
 
 def mean_point_error_mm(pred, gt, per_sample=False):
@@ -86,13 +110,12 @@ def similarity_procrustes(pred, gt, allow_reflection=True):
         scale (B,), rotation (B, 3, 3), translation (B, 3) such that
         ``pred_aligned = scale * pred @ rotation.T + translation`` (column-vector convention ``R x``).
     """
-    pred = as_points(pred, "pred")
-    gt = as_points(gt, "gt", num_points=pred.shape[1], batch=pred.shape[0])
-    mean_pred, mean_gt = pred.mean(axis=1), gt.mean(axis=1)  # (B, 3)
-    pred_c, gt_c = pred - mean_pred[:, None], gt - mean_gt[:, None]
-    norm_pred = np.linalg.norm(pred_c, axis=(1, 2)) + _NORM_EPS  # (B,)
-    norm_gt = np.linalg.norm(gt_c, axis=(1, 2)) + _NORM_EPS
-    cross = np.matmul(gt_c.transpose(0, 2, 1), pred_c) / (norm_gt * norm_pred)[:, None, None]  # gt_nᵀ pred_n
+    pred = as_points(pred, "pred", copy=False)
+    gt = as_points(gt, "gt", num_points=pred.shape[1], batch=pred.shape[0], copy=False)
+    mean_pred, mean_gt, norm_pred, norm_gt, cross = _centred_sums(pred, gt)
+    norm_pred += _NORM_EPS  # (B,)
+    norm_gt += _NORM_EPS
+    cross /= (norm_gt * norm_pred)[:, None, None]  # gt_nᵀ pred_n
     u, sing, vt = np.linalg.svd(cross)  # (B,3,3), (B,3), (B,3,3)
     if not allow_reflection:
         flip = np.linalg.det(u @ vt) < 0  # (B,)
@@ -107,14 +130,55 @@ def similarity_procrustes(pred, gt, allow_reflection=True):
 def procrustes_align(pred, gt, allow_reflection=True):
     """``pred`` (B, P, 3) after the per-sample similarity Procrustes onto ``gt`` (B, P, 3); new array."""
     scale, rotation, translation = similarity_procrustes(pred, gt, allow_reflection)
-    pred = as_points(pred, "pred")
-    return scale[:, None, None] * np.matmul(pred, rotation.transpose(0, 2, 1)) + translation[:, None]
+    return _apply_similarity(as_points(pred, "pred", copy=False), scale, rotation, translation)
+
+
+@njit(cache=True)
+def _centred_sums(pred, gt):
+    """Per sample: means (B, 3) of pred and GT, Frobenius norms (B,) of the centred sets, and the (B, 3, 3)
+    cross products ``gt_cᵀ pred_c`` of the centred sets."""
+    batch, num_points = pred.shape[0], pred.shape[1]
+    mean_pred, mean_gt = np.zeros((batch, 3)), np.zeros((batch, 3))
+    norm_pred, norm_gt = np.zeros(batch), np.zeros(batch)
+    cross = np.zeros((batch, 3, 3))
+    for b in range(batch):
+        for p in range(num_points):
+            for i in range(3):
+                mean_pred[b, i] += pred[b, p, i]
+                mean_gt[b, i] += gt[b, p, i]
+        for i in range(3):
+            mean_pred[b, i] /= num_points
+            mean_gt[b, i] /= num_points
+        sq_pred = sq_gt = 0.0
+        for p in range(num_points):
+            pc = (pred[b, p, 0] - mean_pred[b, 0], pred[b, p, 1] - mean_pred[b, 1], pred[b, p, 2] - mean_pred[b, 2])
+            gc = (gt[b, p, 0] - mean_gt[b, 0], gt[b, p, 1] - mean_gt[b, 1], gt[b, p, 2] - mean_gt[b, 2])
+            for i in range(3):
+                sq_pred += pc[i] * pc[i]
+                sq_gt += gc[i] * gc[i]
+                for j in range(3):
+                    cross[b, i, j] += gc[i] * pc[j]
+        norm_pred[b], norm_gt[b] = np.sqrt(sq_pred), np.sqrt(sq_gt)
+    return mean_pred, mean_gt, norm_pred, norm_gt, cross
+
+
+@njit(cache=True)
+def _apply_similarity(points, scale, rotation, translation):
+    """``scale * points @ rotation.T + translation`` per sample: (B, P, 3) -> new (B, P, 3)."""
+    out = np.empty_like(points)
+    for b in range(points.shape[0]):
+        for p in range(points.shape[1]):
+            x, y, z = points[b, p, 0], points[b, p, 1], points[b, p, 2]
+            for i in range(3):
+                out[b, p, i] = scale[b] * (rotation[b, i, 0] * x + rotation[b, i, 1] * y + rotation[b, i, 2] * z) \
+                    + translation[b, i]
+    return out
 
 
 def scale_translation_align(pred, gt, bone=(0, 9)):
     """HO3D's ``align_sc_tr``: scale ``pred`` (B, 21, 3) so its bone ``bone`` (wrist -> middle MCP in the v2-era
     official script; manopth order) has the GT length, then translate its wrist onto the GT wrist; new array."""
-    pred, gt = as_points(pred, "pred"), as_points(gt, "gt")
+    pred, gt = as_points(pred, "pred", copy=False), as_points(gt, "gt", copy=False)
     start, end = bone
     scale = (np.linalg.norm(gt[:, end] - gt[:, start], axis=-1)
              / np.linalg.norm(pred[:, end] - pred[:, start], axis=-1))[:, None, None]
@@ -138,7 +202,7 @@ def validation_scores(pred_joints, pred_verts, gt_joints, gt_verts, with_global=
     Returns:
         dict ``mpjpe, pa_mpjpe, mpvpe, pa_mpvpe, score`` (floats, mm).
     """
-    gt_joints = as_points(gt_joints, "gt_joints")
+    gt_joints = as_points(gt_joints, "gt_joints", copy=False)
     joints, verts = root_align(pred_joints, pred_verts, gt_joints[:, WRIST])
     scores = {
         "mpjpe": mean_point_error_mm(joints, gt_joints),

@@ -9,6 +9,7 @@ Errors can be reduced once to *threshold bins* (uint8 per point), from which the
 is exact; the evaluator stores bins instead of float errors to keep memory small.
 """
 import numpy as np
+from numba import njit
 
 from utils.metrics.arrays import as_float_array
 
@@ -47,9 +48,33 @@ def threshold_bins(errors, thresholds):
         (N, K) uint8 (uint16 when T >= 255).
     """
     grid = _check_grid(thresholds)
-    errors = as_float_array(errors, "errors", (None, None))
-    dtype = np.uint8 if len(grid) < np.iinfo(np.uint8).max else np.uint16
-    return np.searchsorted(grid, errors, side="left").astype(dtype)
+    errors = as_float_array(errors, "errors", (None, None), copy=False)
+    bins = np.empty(errors.shape, dtype=np.uint8 if len(grid) < np.iinfo(np.uint8).max else np.uint16)
+    _first_threshold_at_or_above(errors, grid, bins)
+    return bins
+
+
+@njit(cache=True)
+def _first_threshold_at_or_above(errors, grid, out):
+    """``out[...] = np.searchsorted(grid, errors, side="left")`` (NaN -> ``len(grid)``): a uniform lookup table
+    over ``[grid[0], grid[-1]]`` gives a starting index, which a short walk corrects to the exact one."""
+    size = len(grid)
+    num_slots = 4 * size
+    inv = num_slots / (grid[-1] - grid[0])
+    start = np.searchsorted(grid, grid[0] + np.arange(num_slots) / inv)
+    for n in range(errors.shape[0]):
+        for k in range(errors.shape[1]):
+            e = errors[n, k]
+            if not e == e:
+                out[n, k] = size
+                continue
+            slot = (e - grid[0]) * inv
+            i = 0 if not slot > 0.0 else (size if slot >= num_slots else start[np.int64(slot)])
+            while i > 0 and grid[i - 1] >= e:
+                i -= 1
+            while i < size and grid[i] < e:
+                i += 1
+            out[n, k] = i
 
 
 def pck_from_bins(bins, num_thresholds):
