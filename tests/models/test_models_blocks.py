@@ -15,7 +15,7 @@ from models.blocks.init import init_head_weights
 from models.blocks.mano_head import ManoRegHead
 from models.blocks.object_head import Pose2DLayer
 from models.blocks.roi import box_intersection, box_uv_to_grid, pool_box, sample_at_uv
-from models.blocks.transformer import CRBlock, SlfMultiHeadAttention
+from models.blocks.transformer import CRBlock, CRTransformer, SlfMultiHeadAttention
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +168,22 @@ def test_cr_block_matches_the_written_out_spec():
     query, key = torch.randn(2, 16, 3, 5), torch.randn(2, 16, 3, 5)
     with torch.no_grad():
         torch.testing.assert_close(block(query, key), _cr_block_reference(block, query, key), rtol=1e-5, atol=1e-5)
+
+
+def test_cr_transformer_out_channels_gives_the_first_channels_of_the_full_output_with_the_same_parameters():
+    torch.manual_seed(0)
+    full = CRTransformer(inp_res=3, dim=16, depth=2, num_heads=4)
+    half = CRTransformer(inp_res=3, dim=16, depth=2, num_heads=4, out_channels=8)
+    assert [(k, v.shape) for k, v in half.state_dict().items()] == [(k, v.shape) for k, v in full.state_dict().items()]
+    half.load_state_dict(full.state_dict())
+    assert [layer.out_channels for layer in half.layers] == [16, 8]  # inner blocks feed the next query: all kept
+    query, key = torch.randn(2, 16, 3, 5), torch.randn(2, 16, 3, 5)
+    with torch.no_grad():
+        expected, got = full(query, key), half(query, key)
+    assert got.shape == (2, 8, 3, 5)
+    torch.testing.assert_close(got, expected[:, :8], rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="out_channels"):
+        CRBlock(16, num_heads=4, out_channels=17)
 
 
 def test_mapper_on_a_length_one_sequence_is_norm_of_projected_value_plus_input():
