@@ -20,7 +20,7 @@ from models.blocks.hand_head import HandRegHead
 from models.blocks.init import init_head_weights
 from models.blocks.mano_head import ManoRegHead, right_hand_mano_layer
 from models.blocks.object_head import NUM_OBJECT_KEYPOINTS, ObjRegHead, Pose2DLayer
-from models.blocks.roi import box_intersection, pool_box
+from models.blocks.roi import box_intersection, pool_boxes
 from models.blocks.transformer import CRTransformer
 from models.registry import register_model
 from utils.hand_conventions import MANO_PARAM_DIM, NUM_HAND_JOINTS
@@ -114,11 +114,10 @@ class HFLNet(nn.Module):
         distillation features). ``feature_mapping`` is used by UniHOPE only (HFL-Net has no mappers).
         """
         p2_h, p2_o, backbone_feats = self.base_net(img, return_feat=True)
-        x_hand = pool_box(p2_h, bbox_hand, self.roi_res)
-        x_obj = pool_box(p2_o, bbox_hand, self.roi_res)  # object-stream features inside the hand box
         bbox_inter, inter_non_empty = box_intersection(bbox_hand, bbox_obj)
-        y = pool_box(p2_o, bbox_obj, self.roi_res)
-        z_x = pool_box(p2_h, bbox_inter, self.roi_res) * inter_non_empty[:, None, None, None].to(p2_h.dtype)
+        x_hand, z_x = pool_boxes(p2_h, (bbox_hand, bbox_inter), self.roi_res)
+        x_obj, y = pool_boxes(p2_o, (bbox_hand, bbox_obj), self.roi_res)  # x_obj: object stream, hand box
+        z_x = z_x * inter_non_empty[:, None, None, None].to(p2_h.dtype)
 
         x_hand_obj, switch_outputs = self.fuse_object_features(x_hand, x_obj, p2_h, p2_o)
         hand_obj = torch.cat((x_hand, x_hand_obj), dim=1)  # (B, 512, R, R)

@@ -14,7 +14,7 @@ from models.blocks.hand_head import HandRegHead, Hourglass
 from models.blocks.init import init_head_weights
 from models.blocks.mano_head import ManoRegHead
 from models.blocks.object_head import Pose2DLayer
-from models.blocks.roi import box_intersection, box_uv_to_grid, pool_box, sample_at_uv
+from models.blocks.roi import box_intersection, box_uv_to_grid, pool_box, pool_boxes, sample_at_uv
 from models.blocks.transformer import CRBlock, CRTransformer, SlfMultiHeadAttention
 
 
@@ -126,6 +126,18 @@ def test_pool_box_of_a_constant_map_and_box_scale():
     # second box covers map cell (1, 1) .. (2, 2) in continuous coords (aligned=False): samples at 1.25/1.75
     expected = torch.tensor([[4 * 1.25 + 1.25, 4 * 1.25 + 1.75], [4 * 1.75 + 1.25, 4 * 1.75 + 1.75]])
     torch.testing.assert_close(out[1, 0], expected)
+
+
+def test_pool_boxes_equals_one_pool_box_per_set_and_keeps_channels_last():
+    gen = torch.Generator().manual_seed(0)
+    feat = torch.randn(3, 8, 16, 16, generator=gen)
+    sets = [torch.tensor([[0.0, 0.0, 40.0, 30.0], [8.0, 4.0, 60.0, 64.0], [20.0, 20.0, 21.0, 22.0]]),
+            torch.tensor([[10.0, 5.0, 30.0, 50.0], [0.0, 0.0, 64.0, 64.0], [30.0, 40.0, 20.0, 10.0]])]
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        pooled = pool_boxes(feat.contiguous(memory_format=fmt), sets, output_size=4)
+        for boxes, got in zip(sets, pooled):
+            assert torch.equal(got, pool_box(feat, boxes, output_size=4))
+            assert got.is_contiguous(memory_format=fmt)
 
 
 def test_box_uv_to_grid_uses_width_for_x_and_height_for_y():
