@@ -177,9 +177,12 @@ def inference_model(model: torch.nn.Module, channels_last: bool = False,
         model: a model whose weights are already loaded.
         channels_last: store 4-D weights (and so the activations of the convolutions) as NHWC, which the
             CPU (oneDNN) and GPU convolution kernels run faster; outputs equal up to float rounding.
-        fuse_batchnorm: fold each eval-mode BatchNorm2d into the convolution right before it (in
-            ``nn.Sequential`` runs and torchvision ResNet blocks, the only places where the order is known);
-            outputs equal up to float rounding (tests/utils/test_runtime_inference.py checks 1e-5).
+        fuse_batchnorm: fold each eval-mode BatchNorm2d into the convolution right before it, where that
+            order is known: ``nn.Sequential`` runs, torchvision ResNet blocks, and the ``(conv, batch norm)``
+            attribute pairs a module class lists in ``conv_bn_pairs`` (the hourglass, hand-encoder and object
+            head blocks); outputs equal up to float rounding (tests/utils/test_runtime_inference.py checks
+            1e-5). Batch norms that follow a sum rather than a convolution (the pre-activation ``bn1`` / ``bn``
+            of those residual blocks, before a LeakyReLU) cannot be folded and stay.
     Returns:
         ``model`` itself in eval mode when neither option is set, else an eval-mode copy (the weights of the
         original stay as they were, so it can still be trained or saved as official weights).
@@ -196,6 +199,8 @@ def inference_model(model: torch.nn.Module, channels_last: bool = False,
                 _fuse_pairs(module, zip(names, names[1:]))
             elif isinstance(module, (BasicBlock, Bottleneck)):
                 _fuse_pairs(module, [(f"conv{i}", f"bn{i}") for i in (1, 2, 3) if hasattr(module, f"conv{i}")])
+            else:
+                _fuse_pairs(module, getattr(module, "conv_bn_pairs", ()))
     if channels_last:
         fast = fast.to(memory_format=torch.channels_last)
     return fast
