@@ -242,7 +242,7 @@ def inference_model(model: torch.nn.Module, channels_last: bool = False, fuse_ba
         compiled: wrap the (copied, fused, channels-last) model in :class:`CompiledInference`: inductor fuses
             the element-wise work (batch norms, activations, sums, bias additions) into the convolutions and
             matrix products and writes the rest as generated C++; outputs equal to float rounding. The first batch
-            compiles (UniHOPE on a 2-core CPU: about 1.5 minutes, up to 4 on a busy machine;
+            compiles (UniHOPE on a 2-core CPU: about a minute, up to 4 on a busy machine;
             benchmarks/bench_inference.py prints it), which pays off on long evaluations only.
     Returns:
         ``model`` itself in eval mode when no option is set, else an eval-mode copy (the weights of the
