@@ -1,18 +1,30 @@
-"""CPU inference throughput of UniHOPE (DexYCB config: 128 px, legacy grasp head), batch 1 and 32.
+"""CPU inference throughput of UniHOPE (DexYCB config: 128 px, legacy grasp head), batch 1 and 32, and the float32
+lower bound on its time on this machine.
 
 Compares, in the same run:
-  official  - the official test path: ``torch.no_grad``, feature mappers computed and discarded
-              (``net_forward(..., feature_mapping=True)``), contiguous (NCHW) tensors;
-  ours      - ``model(batch)`` in eval mode: mappers skipped, ``torch.inference_mode``;
-  ours+cl   - as ``ours`` with the model and the input in channels-last memory format;
-  ours+fast - ``utils.runtime.inference_model(model, channels_last=True, fuse_batchnorm=True)``, what
-              ``test.channels_last`` / ``test.fuse_batchnorm`` select in eval.py.
-Prints samples/s and the ratios to ``official``, and the largest joint / vertex difference (mm) of
-``ours+fast`` from ``ours``. Weights are random (speed does not depend on them). bf16 autocast is
-not offered: on CPUs without native bf16 (no avx512_bf16 / amx flags, as on the machine measured) it is
-slower than fp32.
+  official     - the official test path and arithmetic: ``torch.no_grad``, feature mappers computed and discarded
+                 (``net_forward(..., feature_mapping=True)``), the hand CR block computing all 512 output
+                 channels of which 256 are used, contiguous (NCHW) tensors;
+  ours         - ``model(batch)`` in eval mode: mappers skipped, the hand CR block computing the 256 used channels
+                 only (``CRBlock`` ``out_channels``), ``torch.inference_mode``;
+  ours+cl      - as ``ours`` with the model and the input in channels-last memory format;
+  ours+fast    - ``utils.runtime.inference_model(model, channels_last=True, fuse_batchnorm=True)``, what
+                 ``test.channels_last`` / ``test.fuse_batchnorm`` select in eval.py;
+  ours+compile - the same with ``compiled=True`` (``test.compile``): torch.compile (inductor) with the weights
+                 frozen into the graph; its compile time is printed (``--no_compile`` leaves it out).
+Prints samples/s and the ratios to ``official``; for every variant the largest difference from ``official`` of the
+3D joints (mm) and of all outputs (metres for meshes and joints; box units, probabilities or logits for the rest),
+and whether all outputs are within the model tolerance (``torch.allclose`` with rtol = atol = 1e-5).
+
+The bound: GFLOPs per forward (``torch.utils.flop_counter``, plus 4 * B * heads * N^2 * d per attention call, which
+it does not count on the CPU), the GFLOPS each variant achieves, and this machine's float32 matrix-product rate
+(the best 2048^3 or 4096^3 ``torch.mm`` of the run, timed between the rounds). No float32 forward doing ``ours``'
+arithmetic can take less than its FLOPs divided by that rate, so ``official`` time / that minimum is the largest
+ratio reachable without changing the arithmetic (bf16 is emulated, and slower, on CPUs without avx512_bf16 / AMX,
+as on the machine measured). Weights are random (speed does not depend on them).
 
     python -m benchmarks.bench_inference [--mano_root DIR] [--repeats 3] [--batch_sizes 1 32] [--threads 2]
+                                         [--no_compile]
 
 Run from the repository root. The MANO folder comes from --mano_root, else $MANO_ROOT, else a stand-in
 generated into a temporary folder.
@@ -24,11 +36,15 @@ import tempfile
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from data_creation.standin_mano.make_standin_mano import write_standin_mano
 from models.blocks.mano_head import right_hand_mano_layer
 from models.unihope import UniHOPENet
 from utils.runtime import inference_model
+
+TOLERANCE = 1e-5  # rtol and atol of the output comparison
+GEMM_SIDES = (2048, 4096)  # square float32 matrix products timed for the machine's rate; the best counts
 
 
 def _mano_root(explicit, scratch):
@@ -46,6 +62,14 @@ def _batch(batch_size, size=128):
             "bbox_obj": (box + 0.1 * size).expand(batch_size, 4).clone()}
 
 
+def _official_arithmetic(model):
+    """A copy of ``model`` whose hand CR block computes all its output channels, as the official code does."""
+    official = copy.deepcopy(model)
+    for block in official.transformer_hand.layers:
+        block.out_channels = block.mlp.fc2.out_features
+    return official
+
+
 def _official(model, batch):
     with torch.no_grad():
         return model.net_forward(batch["img"], batch["bbox_hand"], batch["bbox_obj"], feature_mapping=True)
@@ -56,9 +80,13 @@ def _ours(model, batch):
         return model(batch)
 
 
-def _throughputs(variants, repeats):
-    """Samples/s of each ``(run, model, batch)``, best of ``repeats`` rounds; the variants alternate inside
-    each round so that load changes on a shared machine hit all of them alike."""
+def _gemm(operands, _batch):
+    return torch.mm(*operands)
+
+
+def _best_seconds(variants, repeats):
+    """Best time of each ``(run, model, batch)`` over ``repeats`` rounds; the variants alternate inside each round
+    so that load changes on a shared machine hit all of them alike."""
     for run, model, batch in variants:
         run(model, batch)  # warm-up
     best = [float("inf")] * len(variants)
@@ -67,7 +95,33 @@ def _throughputs(variants, repeats):
             start = time.perf_counter()
             run(model, batch)
             best[i] = min(best[i], time.perf_counter() - start)
-    return [batch["img"].shape[0] / seconds for (_, _, batch), seconds in zip(variants, best)]
+    return best
+
+
+def _attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _forward_flops(run, model, batch):
+    """FLOPs of one forward: torch's counter, with the CPU attention kernel counted as its two matrix products."""
+    attention = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    with FlopCounterMode(display=False, custom_mapping={attention: _attention_flops}) as counter:
+        run(model, batch)
+    return counter.get_total_flops()
+
+
+def _largest_difference(reference, outputs):
+    """(largest |difference|, its key, all within rtol = atol = TOLERANCE) over the floating-point outputs."""
+    worst, worst_key, close = 0.0, "-", True
+    for key, expected in reference.items():
+        if not expected.is_floating_point():
+            close = close and torch.equal(expected, outputs[key])
+            continue
+        diff = (expected - outputs[key]).abs().max().item()
+        if diff > worst:
+            worst, worst_key = diff, key
+        close = close and torch.allclose(outputs[key], expected, rtol=TOLERANCE, atol=TOLERANCE)
+    return worst, worst_key, close
 
 
 def main():
@@ -76,6 +130,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--no_compile", action="store_true", help="leave out ours+compile (saves its compile time)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -83,23 +138,49 @@ def main():
     with tempfile.TemporaryDirectory() as scratch:
         mano_layer = right_hand_mano_layer(_mano_root(args.mano_root, scratch))
     model = UniHOPENet(mano_layer, input_size=128, obj_conf_layer_legacy=True).eval()
+    official_model = _official_arithmetic(model)
     model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
     model_fast = inference_model(model, channels_last=True, fuse_batchnorm=True)
-    print(f"UniHOPE 128 px legacy, CPU threads {torch.get_num_threads()}, best of {args.repeats} interleaved rounds")
-    print(f"{'batch':>5} {'official/s':>11} {'ours/s':>9} {'ours+cl/s':>10} {'ours+fast/s':>12} "
-          f"{'ours/official':>14} {'ours+cl/official':>17} {'ours+fast/official':>19}")
+    names = ["official", "ours", "ours+cl", "ours+fast"] + ([] if args.no_compile else ["ours+compile"])
+    gen = torch.Generator().manual_seed(0)
+    gemms = [(_gemm, (torch.randn(side, side, generator=gen), torch.randn(side, side, generator=gen)), None)
+             for side in GEMM_SIDES]
+    print(f"UniHOPE 128 px legacy, CPU threads {torch.get_num_threads()}, best of {args.repeats} interleaved rounds, "
+          f"load average {os.getloadavg()[0]:.1f} at the start")
     for batch_size in args.batch_sizes:
         batch = _batch(batch_size)
         batch_cl = dict(batch, img=batch["img"].contiguous(memory_format=torch.channels_last))
-        official, ours, ours_cl, fast = _throughputs(
-            [(_official, model, batch), (_ours, model, batch), (_ours, model_cl, batch_cl),
-             (_ours, model_fast, batch)], args.repeats)
-        print(f"{batch_size:>5} {official:>11.2f} {ours:>9.2f} {ours_cl:>10.2f} {fast:>12.2f} "
-              f"{ours / official:>14.2f} {ours_cl / official:>17.2f} {fast / official:>19.2f}")
-        reference, fast_out = _ours(model, batch), _ours(model_fast, batch)
-        for key in ("pred_joints3d_cam", "pred_verts3d_cam"):
-            diff = (reference[key] - fast_out[key]).abs().max().item() * 1000
-            print(f"      ours+fast vs ours, {key}: max difference {diff:.2e} mm")
+        variants = [(_official, official_model, batch), (_ours, model, batch), (_ours, model_cl, batch_cl),
+                    (_ours, model_fast, batch)]
+        compile_note = ""
+        if not args.no_compile:
+            compiled = inference_model(model, channels_last=True, fuse_batchnorm=True, compiled=True)
+            start = time.perf_counter()
+            _ours(compiled, batch)
+            compile_note = f", ours+compile compiled in {time.perf_counter() - start:.0f} s"
+            variants.append((_ours, compiled, batch))
+        official_flops = _forward_flops(_official, official_model, batch)
+        ours_flops = _forward_flops(_ours, model, batch)
+        times = _best_seconds(variants + gemms, args.repeats)
+        seconds = times[:len(variants)]
+        gemm_gflops = max(2 * side ** 3 / secs / 1e9 for side, secs in zip(GEMM_SIDES, times[len(variants):]))
+        flops = [official_flops] + [ours_flops] * (len(variants) - 1)
+
+        print(f"\nbatch {batch_size}{compile_note}, load average {os.getloadavg()[0]:.1f} at the end")
+        print(f"  {'variant':<13} {'samples/s':>9} {'x official':>10} {'GFLOP/fwd':>10} {'GFLOPS':>7}   "
+              f"difference from official: joints (mm), largest of all outputs")
+        reference = _ours(official_model, batch)
+        for name, (run, variant_model, variant_batch), secs, count in zip(names, variants, seconds, flops):
+            outputs = _ours(variant_model, variant_batch)
+            diff, key, close = _largest_difference(reference, outputs)
+            joints_mm = (outputs["pred_joints3d_cam"] - reference["pred_joints3d_cam"]).abs().max().item() * 1000
+            print(f"  {name:<13} {batch_size / secs:>9.2f} {seconds[0] / secs:>10.2f} {count / 1e9:>10.1f} "
+                  f"{count / secs / 1e9:>7.1f}   {joints_mm:.1e} mm, {diff:.1e} ({key}), within {TOLERANCE:g}: "
+                  f"{'yes' if close else 'NO'}")
+        floor = ours_flops / (gemm_gflops * 1e9)
+        print(f"  fp32 bound: best square matrix product {gemm_gflops:.0f} GFLOPS on this machine -> "
+              f"{ours_flops / 1e9:.1f} GFLOP take at least {floor:.2f} s ({batch_size / floor:.2f} samples/s); "
+              f"official {seconds[0]:.2f} s -> best reachable ratio x{seconds[0] / floor:.2f}")
 
 
 if __name__ == "__main__":

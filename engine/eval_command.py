@@ -66,10 +66,11 @@ def run_evaluation(args, make_groups, table_name: str, check_config=None) -> dic
     logger = setup_logger("eval", model_dir / "test.log", main)
     model = build_model(cfg)
     load_eval_weights(model, args)
-    if cfg.test.channels_last or cfg.test.fuse_batchnorm:
-        logger.info("evaluation speed options: channels_last=%s fuse_batchnorm=%s", cfg.test.channels_last,
-                    cfg.test.fuse_batchnorm)
-    model = inference_model(model, cfg.test.channels_last, cfg.test.fuse_batchnorm)
+    if cfg.test.channels_last or cfg.test.fuse_batchnorm or cfg.test.compile:
+        logger.info("evaluation speed options: channels_last=%s fuse_batchnorm=%s compile=%s%s",
+                    cfg.test.channels_last, cfg.test.fuse_batchnorm, cfg.test.compile,
+                    " (the first batch compiles: minutes on a CPU)" if cfg.test.compile else "")
+    model = inference_model(model, cfg.test.channels_last, cfg.test.fuse_batchnorm, cfg.test.compile)
     dataset = build_dataset(cfg, "test")
     loader = build_loader(cfg, "test", dataset)
     model, loader = accelerator.prepare(model, loader)

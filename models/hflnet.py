@@ -20,7 +20,7 @@ from models.blocks.hand_head import HandRegHead
 from models.blocks.init import init_head_weights
 from models.blocks.mano_head import ManoRegHead, right_hand_mano_layer
 from models.blocks.object_head import NUM_OBJECT_KEYPOINTS, ObjRegHead, Pose2DLayer
-from models.blocks.roi import box_intersection, pool_box
+from models.blocks.roi import box_intersection, pool_boxes
 from models.blocks.transformer import CRTransformer
 from models.registry import register_model
 from utils.hand_conventions import MANO_PARAM_DIM, NUM_HAND_JOINTS
@@ -89,7 +89,10 @@ class HFLNet(nn.Module):
                                    joint_nb=NUM_OBJECT_KEYPOINTS)
         self.obj_reorgLayer = Pose2DLayer(NUM_OBJECT_KEYPOINTS)
         self.transformer_obj = CRTransformer(roi_res, channels, transformer_depth, transformer_heads)
-        self.transformer_hand = CRTransformer(roi_res, 2 * channels, transformer_depth, transformer_heads)
+        # Reads the hand + object ROI pair (B, 2*channels, R, R); only the hand half of its output is ever
+        # used, so it computes that half only (exact, same parameters: CRBlock ``out_channels``).
+        self.transformer_hand = CRTransformer(roi_res, 2 * channels, transformer_depth, transformer_heads,
+                                              out_channels=channels)
         for head in (self.hand_head, self.hand_encoder, self.mano_branch, self.transformer_obj,
                      self.transformer_hand, self.obj_head):
             init_head_weights(head)
@@ -111,20 +114,20 @@ class HFLNet(nn.Module):
         distillation features). ``feature_mapping`` is used by UniHOPE only (HFL-Net has no mappers).
         """
         p2_h, p2_o, backbone_feats = self.base_net(img, return_feat=True)
-        x_hand = pool_box(p2_h, bbox_hand, self.roi_res)
-        x_obj = pool_box(p2_o, bbox_hand, self.roi_res)  # object-stream features inside the hand box
         bbox_inter, inter_non_empty = box_intersection(bbox_hand, bbox_obj)
-        y = pool_box(p2_o, bbox_obj, self.roi_res)
-        z_x = pool_box(p2_h, bbox_inter, self.roi_res) * inter_non_empty[:, None, None, None].to(p2_h.dtype)
+        x_hand, z_x = pool_boxes(p2_h, (bbox_hand, bbox_inter), self.roi_res)
+        x_obj, y = pool_boxes(p2_o, (bbox_hand, bbox_obj), self.roi_res)  # x_obj: object stream, hand box
+        z_x = z_x * inter_non_empty[:, None, None, None].to(p2_h.dtype)
 
         x_hand_obj, switch_outputs = self.fuse_object_features(x_hand, x_obj, p2_h, p2_o)
         hand_obj = torch.cat((x_hand, x_hand_obj), dim=1)  # (B, 512, R, R)
-        hand_obj = self.transformer_hand(hand_obj, hand_obj)
+        # (B, 256, R, R), the hand half of the official (B, 512, R, R) output; the block computes only that half
+        # (the slice is then a no-op view; it matters for a block set back to the full width)
+        hand = self.transformer_hand(hand_obj, hand_obj)[:, :x_hand.shape[1]]
 
         y = self.transformer_obj(y, z_x.detach())
         preds_obj = self.obj_reorgLayer(self.obj_head(y))
 
-        hand = hand_obj[:, :x_hand.shape[1]]
         heatmaps, encoding, joints_uv = self.hand_head(hand)
         mano_encoding = self.hand_encoder(heatmaps, encoding)  # (B, 1024)
         pred_mano, gt_mano, mano_features = self.mano_branch(mano_encoding, mano_param)

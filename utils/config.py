@@ -16,9 +16,9 @@ Project extensions (keys the official code does not have or ignored):
     model.backbone      FPN trunk of UniHOPE / HFL-Net / HandOccNet / Semi-Hand: resnet50 (official), resnet34
                         or resnet18 (CPU-sized runs)
     model.roi_res       side of the ROI feature maps of HFL-Net / UniHOPE (official 32; smaller is cheaper)
-    test.channels_last, test.fuse_batchnorm
-                        evaluation speed options (default off = official fp32 NCHW; outputs equal to 1e-5):
-                        see utils.runtime.inference_model
+    test.channels_last, test.fuse_batchnorm, test.compile
+                        evaluation speed options (default off = official fp32 NCHW eager; outputs equal to 1e-5):
+                        see utils.runtime.inference_model (test.compile: torch.compile, minutes for the first batch)
     train.mixed_precision  autocast in training: no (official), bf16, fp16, or auto (bf16 where the GPU / CPU
                         has native bf16 instructions, else no)
     train.channels_last train the convolutions with channels-last (NHWC) weights and images (faster on GPUs)
@@ -152,6 +152,7 @@ class TestSection:
     test_part: int = 0
     channels_last: bool = False  # project: evaluate with NHWC weights/activations (utils.runtime.inference_model)
     fuse_batchnorm: bool = False  # project: fold eval BatchNorms into the preceding convolutions
+    compile: bool = False  # project: evaluate through torch.compile (utils.runtime.CompiledInference)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import logging
 import os
 import random
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -169,22 +170,86 @@ def _fuse_pairs(parent: torch.nn.Module, pairs) -> None:
             setattr(parent, bn_name, torch.nn.Identity())
 
 
-def inference_model(model: torch.nn.Module, channels_last: bool = False,
-                    fuse_batchnorm: bool = False) -> torch.nn.Module:
+def _repeat_last_to(tensor: torch.Tensor, size: int) -> torch.Tensor:
+    """``tensor`` (n, ...) with its last row repeated up to ``size`` rows."""
+    return torch.cat((tensor, tensor[-1:].expand(size - tensor.shape[0], *tensor.shape[1:])))
+
+
+class CompiledInference(torch.nn.Module):
+    """Evaluation forward of ``model`` through ``torch.compile`` (inductor, parameters frozen into the graph as
+    constants: ``test.compile``). Called like ``model``: a batch dict -> an output dict.
+
+    Only without gradients (``torch.no_grad`` / ``inference_mode``) and in eval mode; otherwise, and for batches
+    without an ``img`` tensor, ``model`` runs eagerly. The first batch compiles (minutes on a CPU) and freezes the
+    weights as they are then (later changes to them are not seen). Each batch size would compile anew, so a batch
+    smaller than the largest one so far is padded to that size by repeating its last sample and every batch-first
+    output is cut back to the batch's own samples (in eval mode a sample's outputs do not depend on the other
+    samples). Should the compiled forward raise where the eager forward does not (something torch.compile cannot
+    handle), a warning says so and the eager forward is used from then on; an input error raises as in eager
+    mode. The wrapped model is ``self.model`` (state-dict keys gain ``model.``).
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        # a plain attribute, not a child module: the compiled callable shares ``model``'s parameters
+        self.__dict__["compiled"] = torch.compile(model, dynamic=False)
+        self.batch_size = 0
+        self.eager = False
+
+    def forward(self, batch: dict) -> dict:
+        from torch._inductor import config as inductor_config  # loaded by torch.compile anyway
+
+        img = batch.get("img") if isinstance(batch, dict) else None
+        if self.eager or self.training or torch.is_grad_enabled() or not isinstance(img, torch.Tensor):
+            return self.model(batch)
+        samples = img.shape[0]
+        self.batch_size = max(self.batch_size, samples)
+        size = self.batch_size
+        padded = batch if samples == size else {
+            k: _repeat_last_to(v, size) if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == samples else v
+            for k, v in batch.items()}
+        try:
+            # freezing must be on while the call compiles (torch.compile's ``options`` do not reach it)
+            with inductor_config.patch(freezing=True):
+                outputs = self.compiled(padded)
+        except Exception as error:  # noqa: BLE001 - any compiler failure falls back to the eager forward
+            outputs = self.model(batch)  # an input error raises here, as without test.compile
+            warnings.warn(f"test.compile: the compiled forward failed ({type(error).__name__}: {error}); "
+                          f"evaluating with the eager forward instead", RuntimeWarning, stacklevel=2)
+            self.eager = True
+            return outputs
+        if samples == size:
+            return outputs
+        return {k: v[:samples] if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == size else v
+                for k, v in outputs.items()}
+
+
+def inference_model(model: torch.nn.Module, channels_last: bool = False, fuse_batchnorm: bool = False,
+                    compiled: bool = False) -> torch.nn.Module:
     """The model as evaluation should run it: eval mode, optionally faster layouts; the input is not changed.
 
     Args:
         model: a model whose weights are already loaded.
         channels_last: store 4-D weights (and so the activations of the convolutions) as NHWC, which the
             CPU (oneDNN) and GPU convolution kernels run faster; outputs equal up to float rounding.
-        fuse_batchnorm: fold each eval-mode BatchNorm2d into the convolution right before it (in
-            ``nn.Sequential`` runs and torchvision ResNet blocks, the only places where the order is known);
-            outputs equal up to float rounding (tests/utils/test_runtime_inference.py checks 1e-5).
+        fuse_batchnorm: fold each eval-mode BatchNorm2d into the convolution right before it, where that
+            order is known: ``nn.Sequential`` runs, torchvision ResNet blocks, and the ``(conv, batch norm)``
+            attribute pairs a module class lists in ``conv_bn_pairs`` (the hourglass, hand-encoder and object
+            head blocks); outputs equal up to float rounding (tests/utils/test_runtime_inference.py checks
+            1e-5). Batch norms that follow a sum rather than a convolution (the pre-activation ``bn1`` / ``bn``
+            of those residual blocks, before a LeakyReLU) cannot be folded and stay.
+        compiled: wrap the (copied, fused, channels-last) model in :class:`CompiledInference`: inductor fuses
+            the element-wise work (batch norms, activations, sums, bias additions) into the convolutions and
+            matrix products and writes the rest as generated C++; outputs equal to float rounding. The first batch
+            compiles (UniHOPE on a 2-core CPU: about a minute, up to 4 on a busy machine;
+            benchmarks/bench_inference.py prints it), which pays off on long evaluations only.
     Returns:
-        ``model`` itself in eval mode when neither option is set, else an eval-mode copy (the weights of the
-        original stay as they were, so it can still be trained or saved as official weights).
+        ``model`` itself in eval mode when no option is set, else an eval-mode copy (the weights of the
+        original stay as they were, so it can still be trained or saved as official weights), wrapped in
+        :class:`CompiledInference` with ``compiled``.
     """
-    if not (channels_last or fuse_batchnorm):
+    if not (channels_last or fuse_batchnorm or compiled):
         return model.eval()
     from torchvision.models.resnet import BasicBlock, Bottleneck  # torchvision is heavy; only with the options
 
@@ -196,6 +261,8 @@ def inference_model(model: torch.nn.Module, channels_last: bool = False,
                 _fuse_pairs(module, zip(names, names[1:]))
             elif isinstance(module, (BasicBlock, Bottleneck)):
                 _fuse_pairs(module, [(f"conv{i}", f"bn{i}") for i in (1, 2, 3) if hasattr(module, f"conv{i}")])
+            else:
+                _fuse_pairs(module, getattr(module, "conv_bn_pairs", ()))
     if channels_last:
         fast = fast.to(memory_format=torch.channels_last)
-    return fast
+    return CompiledInference(fast).eval() if compiled else fast

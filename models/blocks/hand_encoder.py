@@ -13,6 +13,9 @@ class EncoderResidual(nn.Module):
     plus the input (official ``Residual(C, C)``; no projection conv because input and output widths agree).
     """
 
+    # (conv, batch norm applied right to its output) pairs: utils.runtime.inference_model may fold them
+    conv_bn_pairs = (("conv1", "bn1"), ("conv2", "bn2"))
+
     def __init__(self, channels):
         super().__init__()
         mid = channels // 2

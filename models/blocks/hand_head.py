@@ -18,6 +18,8 @@ class HourglassBottleneck(nn.Module):
     """
 
     expansion = 2
+    # (conv, batch norm applied right to its output) pairs: utils.runtime.inference_model may fold them
+    conv_bn_pairs = (("conv1", "bn2"), ("conv2", "bn3"))
 
     def __init__(self, in_planes, planes):
         super().__init__()

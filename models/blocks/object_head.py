@@ -20,6 +20,8 @@ class ObjRegHead(nn.Module):
     """
 
     num_stages = 3
+    # (conv, batch norm applied right to its output) pairs: utils.runtime.inference_model may fold them
+    conv_bn_pairs = tuple((f"conv{stage}_{i}", f"bn{stage}_{i}") for stage in range(1, num_stages + 1) for i in (1, 2))
 
     def __init__(self, channels=256, inter_channels=128, joint_nb=NUM_OBJECT_KEYPOINTS):
         super().__init__()

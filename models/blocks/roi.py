@@ -6,18 +6,40 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
 
-__all__ = ["pool_box", "box_intersection", "sample_at_uv", "box_uv_to_grid"]
+__all__ = ["pool_box", "pool_boxes", "box_intersection", "sample_at_uv", "box_uv_to_grid"]
 
 
 def pool_box(feature_map, boxes, output_size=32, spatial_scale=0.25):
     """ROI-align one box per image: feature_map (B, C, H, W), boxes (B, 4) px -> (B, C, S, S), S = output_size.
 
-    torchvision ``roi_align`` with ``sampling_ratio=-1`` and ``aligned=False``, as the official model.
+    torchvision ``roi_align`` with ``sampling_ratio=-1`` and ``aligned=False``, as the official model; see
+    :func:`pool_boxes` for the memory format of the result.
     """
-    batch_idx = torch.arange(boxes.shape[0], device=boxes.device, dtype=feature_map.dtype)
-    rois = torch.cat((batch_idx[:, None], boxes.to(feature_map.dtype)), dim=1)  # (B, 5)
-    return roi_align(feature_map, rois, output_size=(output_size, output_size), spatial_scale=spatial_scale,
-                     sampling_ratio=-1, aligned=False)
+    return pool_boxes(feature_map, (boxes,), output_size, spatial_scale)[0]
+
+
+def pool_boxes(feature_map, box_sets, output_size=32, spatial_scale=0.25):
+    """:func:`pool_box` of several box sets on one map in a single ``roi_align`` call.
+
+    Args:
+        feature_map: (B, C, H, W).
+        box_sets: sequence of (B, 4) px tensors, one box per image each.
+    Returns:
+        a list with one (B, C, S, S) tensor per box set, equal to ``pool_box(feature_map, boxes)`` (every ROI is
+        pooled independently). roi_align reads NCHW: a channels-last map is made contiguous once for all box
+        sets (instead of once per call), and the results are returned channels-last too, so the convolutions
+        that read them need no reorder of their own.
+    """
+    batch = feature_map.shape[0]
+    batch_idx = torch.arange(batch, device=feature_map.device, dtype=feature_map.dtype).repeat(len(box_sets))
+    boxes = torch.cat([b.to(feature_map.dtype) for b in box_sets], dim=0)
+    rois = torch.cat((batch_idx[:, None], boxes), dim=1)  # (K*B, 5)
+    channels_last = not feature_map.is_contiguous() and feature_map.is_contiguous(memory_format=torch.channels_last)
+    pooled = roi_align(feature_map.contiguous(), rois, output_size=(output_size, output_size),
+                       spatial_scale=spatial_scale, sampling_ratio=-1, aligned=False)
+    if channels_last:
+        pooled = pooled.contiguous(memory_format=torch.channels_last)
+    return list(pooled.split(batch))
 
 
 def box_intersection(box_a, box_b):

@@ -37,8 +37,13 @@ class _Mlp(nn.Module):
         self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden_dim, dim)
 
-    def forward(self, x):
-        return self.fc2(self.act(self.fc1(x)))
+    def forward(self, x, out_features=None):
+        """x (B, N, dim) -> (B, N, out_features): the first ``out_features`` outputs of ``fc2`` only (its first
+        rows of weights; the same dot products as the full layer), all ``dim`` when None."""
+        hidden = self.act(self.fc1(x))
+        if out_features is None or out_features == self.fc2.out_features:
+            return self.fc2(hidden)
+        return F.linear(hidden, self.fc2.weight[:out_features], self.fc2.bias[:out_features])
 
 
 class CRBlock(nn.Module):
@@ -55,13 +60,21 @@ class CRBlock(nn.Module):
         gated: ``encode_query2`` / ``encode_key2`` give a per-query, per-head gate
             sigmoid(sum_keys(q2 . k2) / sqrt(d)) multiplying the attention output (FIT).
         query_residual: False drops the raw-query residual (FIT); the MLP residual stays.
+    out_channels: forward returns only the first ``out_channels`` channels (B, out_channels, H, W) (None: all
+        ``dim``). Exact: those channels are computed as in the full block (attention and the pre-MLP LayerNorm
+        still see all ``dim`` channels); only the unused rows of the last MLP Linear and of the residual are
+        skipped. The parameters do not change, so state-dict keys and shapes stay those of the full block.
     """
 
-    def __init__(self, dim, num_heads=8, mlp_ratio=4, embedding_res=None, gated=False, query_residual=True):
+    def __init__(self, dim, num_heads=8, mlp_ratio=4, embedding_res=None, gated=False, query_residual=True,
+                 out_channels=None):
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"CRBlock: dim {dim} is not divisible by num_heads {num_heads}")
+        if out_channels is not None and not 0 < out_channels <= dim:
+            raise ValueError(f"CRBlock: out_channels must be in [1, {dim}], got {out_channels}")
         self.num_heads = num_heads
+        self.out_channels = dim if out_channels is None else int(out_channels)
         self.gated = gated
         self.query_residual = query_residual
         self.embedding_res = embedding_res
@@ -103,25 +116,30 @@ class CRBlock(nn.Module):
         tokens = _merge_heads(attended)  # (B, HW, C)
         if self.query_residual:
             tokens = query.flatten(2).transpose(1, 2) + tokens
-        tokens = tokens + self.mlp(self.norm2(tokens))
-        return tokens.transpose(1, 2).reshape(batch, channels, height, width)
+        out = self.out_channels  # (B, HW, C) -> (B, HW, out): the MLP residual of the kept channels only
+        tokens = tokens[..., :out] + self.mlp(self.norm2(tokens), out_features=out)
+        return tokens.transpose(1, 2).reshape(batch, out, height, width)
 
 
 class CRTransformer(nn.Module):
     """Stack of ``depth`` CR blocks; each block's output becomes the next query, the key map stays fixed.
 
-    forward(query (B, C, H, W), key (B, C, H, W)) -> (B, C, H, W). Official name ``Transformer``.
-    ``inp_res`` is the side of the learned embeddings when ``learned_embedding`` (HandOccNet); the CR
-    transformer uses none. ``gated`` / ``query_residual`` are passed to every :class:`CRBlock`.
+    forward(query (B, C, H, W), key (B, C, H, W)) -> (B, C_out, H, W), C_out = ``out_channels`` or C.
+    Official name ``Transformer``. ``inp_res`` is the side of the learned embeddings when
+    ``learned_embedding`` (HandOccNet); the CR transformer uses none. ``gated`` / ``query_residual`` are passed
+    to every :class:`CRBlock`; ``out_channels`` (None: all) to the last one only (see :class:`CRBlock`: the
+    same values as the first ``out_channels`` channels of the full output, same parameters).
     """
 
     def __init__(self, inp_res=32, dim=256, depth=1, num_heads=8, mlp_ratio=4, learned_embedding=False,
-                 gated=False, query_residual=True):
+                 gated=False, query_residual=True, out_channels=None):
         super().__init__()
         self.inp_res = inp_res
         embedding_res = inp_res if learned_embedding else None
-        self.layers = nn.ModuleList(CRBlock(dim, num_heads, mlp_ratio, embedding_res, gated, query_residual)
-                                    for _ in range(depth))
+        self.layers = nn.ModuleList(
+            CRBlock(dim, num_heads, mlp_ratio, embedding_res, gated, query_residual,
+                    out_channels=out_channels if index == depth - 1 else None)
+            for index in range(depth))
 
     def forward(self, query, key):
         for layer in self.layers:

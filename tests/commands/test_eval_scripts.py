@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,9 +43,10 @@ def _copy_experiment(src: Path, dst: Path) -> Path:
     return dst
 
 
-def _run(script, model_dir, processes, extra=()):
+def _run(script, model_dir, processes, extra=(), with_stderr=False):
     """The script on the CPU (any GPU hidden): 1 process, or 2 gloo ranks whose scores must equal the 1-process
-    scores, which a GPU's different float rounding would not give."""
+    scores, which a GPU's different float rounding would not give. Returns stdout (and stderr with
+    ``with_stderr``)."""
     from test_launch import CPU_ONLY, free_port
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", **CPU_ONLY}
@@ -58,7 +60,7 @@ def _run(script, model_dir, processes, extra=()):
                "--main_process_port", str(free_port()), *args]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=model_dir)
     assert result.returncode == 0, result.stderr[-4000:]
-    return result.stdout
+    return (result.stdout, result.stderr) if with_stderr else result.stdout
 
 
 def _scores(folder):
@@ -86,6 +88,21 @@ def test_eval_speed_options_give_the_same_scores(experiment, tmp_path):
     _assert_same_scores(_scores(plain / "all"), _scores(fast / "all"))
     log = (fast / "test.log").read_text()
     assert "channels_last=True fuse_batchnorm=True" in log and "fuse_batchnorm" not in (plain / "test.log").read_text()
+
+
+@pytest.mark.slow
+def test_eval_compiled_gives_the_same_scores(experiment, tmp_path):
+    plain = _copy_experiment(experiment, tmp_path / "plain")
+    compiled = _copy_experiment(experiment, tmp_path / "compiled")
+    _run("eval.py", plain, 1)
+    options = ["--set", "test.channels_last=true", "--set", "test.fuse_batchnorm=true", "--set", "test.compile=true",
+               "--set", "test.batch_size=5"]
+    _, stderr = _run("eval.py", compiled, 1, options, with_stderr=True)
+    _assert_same_scores(_scores(plain / "all"), _scores(compiled / "all"))
+    log = (compiled / "test.log").read_text()
+    assert "compile=True" in log
+    assert int(re.search(r"evaluating (\d+) test samples", log).group(1)) % 5  # a short last batch, padded
+    assert "compiled forward failed" not in stderr  # it ran compiled, not eagerly
 
 
 @pytest.mark.slow

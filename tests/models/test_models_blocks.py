@@ -14,8 +14,8 @@ from models.blocks.hand_head import HandRegHead, Hourglass
 from models.blocks.init import init_head_weights
 from models.blocks.mano_head import ManoRegHead
 from models.blocks.object_head import Pose2DLayer
-from models.blocks.roi import box_intersection, box_uv_to_grid, pool_box, sample_at_uv
-from models.blocks.transformer import CRBlock, SlfMultiHeadAttention
+from models.blocks.roi import box_intersection, box_uv_to_grid, pool_box, pool_boxes, sample_at_uv
+from models.blocks.transformer import CRBlock, CRTransformer, SlfMultiHeadAttention
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +128,18 @@ def test_pool_box_of_a_constant_map_and_box_scale():
     torch.testing.assert_close(out[1, 0], expected)
 
 
+def test_pool_boxes_equals_one_pool_box_per_set_and_keeps_channels_last():
+    gen = torch.Generator().manual_seed(0)
+    feat = torch.randn(3, 8, 16, 16, generator=gen)
+    sets = [torch.tensor([[0.0, 0.0, 40.0, 30.0], [8.0, 4.0, 60.0, 64.0], [20.0, 20.0, 21.0, 22.0]]),
+            torch.tensor([[10.0, 5.0, 30.0, 50.0], [0.0, 0.0, 64.0, 64.0], [30.0, 40.0, 20.0, 10.0]])]
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        pooled = pool_boxes(feat.contiguous(memory_format=fmt), sets, output_size=4)
+        for boxes, got in zip(sets, pooled):
+            assert torch.equal(got, pool_box(feat, boxes, output_size=4))
+            assert got.is_contiguous(memory_format=fmt)
+
+
 def test_box_uv_to_grid_uses_width_for_x_and_height_for_y():
     boxes = torch.tensor([[10.0, 20.0, 50.0, 100.0]])
     uv = torch.tensor([[[0.0, 0.0], [1.0, 1.0], [0.5, 0.25]]])
@@ -168,6 +180,22 @@ def test_cr_block_matches_the_written_out_spec():
     query, key = torch.randn(2, 16, 3, 5), torch.randn(2, 16, 3, 5)
     with torch.no_grad():
         torch.testing.assert_close(block(query, key), _cr_block_reference(block, query, key), rtol=1e-5, atol=1e-5)
+
+
+def test_cr_transformer_out_channels_gives_the_first_channels_of_the_full_output_with_the_same_parameters():
+    torch.manual_seed(0)
+    full = CRTransformer(inp_res=3, dim=16, depth=2, num_heads=4)
+    half = CRTransformer(inp_res=3, dim=16, depth=2, num_heads=4, out_channels=8)
+    assert [(k, v.shape) for k, v in half.state_dict().items()] == [(k, v.shape) for k, v in full.state_dict().items()]
+    half.load_state_dict(full.state_dict())
+    assert [layer.out_channels for layer in half.layers] == [16, 8]  # inner blocks feed the next query: all kept
+    query, key = torch.randn(2, 16, 3, 5), torch.randn(2, 16, 3, 5)
+    with torch.no_grad():
+        expected, got = full(query, key), half(query, key)
+    assert got.shape == (2, 8, 3, 5)
+    torch.testing.assert_close(got, expected[:, :8], rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="out_channels"):
+        CRBlock(16, num_heads=4, out_channels=17)
 
 
 def test_mapper_on_a_length_one_sequence_is_norm_of_projected_value_plus_input():
