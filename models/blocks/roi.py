@@ -39,7 +39,9 @@ def pool_boxes(feature_map, box_sets, output_size=32, spatial_scale=0.25):
                        spatial_scale=spatial_scale, sampling_ratio=-1, aligned=False)
     if channels_last:
         pooled = pooled.contiguous(memory_format=torch.channels_last)
-    return list(pooled.split(batch))
+    # (K*B, C, S, S) -> K x (B, C, S, S) by slices at multiples of the traced batch size (split sizes would be
+    # frozen into an ONNX export, which must keep the batch dynamic)
+    return [pooled[k * batch:(k + 1) * batch] for k in range(len(box_sets))]
 
 
 def box_intersection(box_a, box_b):
