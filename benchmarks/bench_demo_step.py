@@ -4,10 +4,13 @@ Builds the demo's UniHOPE config (experiment/unihope.synthetic/cfg.json: ResNet-
 contrastive pairs) on a synthetic DexYCB-format tree and times, in one run with alternating rounds:
   data      - 16 ``dataset[i]`` calls + collation (read, decode, crop; what one loader batch costs);
   fwd+bwd   - model forward, loss and backward on one batch;
-  adam loop - ``torch.optim.Adam`` as the trainer builds it (per-parameter loop, torch's CPU default);
-  adam fused- ``torch.optim.Adam(fused=True)`` (one kernel over all parameters; same update up to rounding,
-              the largest parameter difference after one step is printed).
-Prints the best time of each, each part's share of a step, and the step ratio loop / fused.
+  adam loop - ``torch.optim.Adam``'s default per-parameter loop (the official code's optimizer);
+  adam fused- ``torch.optim.Adam(fused=True)``, what the trainer builds on the CPU and CUDA (one kernel over
+              all parameters; same update up to rounding, the largest parameter difference after one step is
+              printed).
+Prints the best time of each, each part's share of a step, and the step ratio loop / fused; then the
+step's FLOPs (``benchmarks/compute_bound.py``), the rate it runs at, and the least time any float32 step of
+the same arithmetic can take at this machine's matrix-product rate (timed in the same rounds).
 
     python -m benchmarks.bench_demo_step [--data_root outputs/demo/data --mano_root outputs/demo/mano]
 
@@ -27,6 +30,7 @@ import torch
 from torch.utils.data import default_collate
 
 from benchmarks.bench_mano import best_times
+from benchmarks.compute_bound import counted_flops, gemm_gflops, gemm_runs
 from datasets import build_dataset
 from models import build_model
 from models.losses import build_loss
@@ -79,9 +83,11 @@ def run(data_root: Path, mano_root: Path, model_dir: Path, repeats: int) -> None
     loop, fused = _adam(params, grads, fused=False), _adam(params, grads, fused=True)
     diff = max((a - b).abs().max().item() for a, b in zip(loop.param_groups[0]["params"],
                                                           fused.param_groups[0]["params"]))
-    t_data, t_model, t_loop, t_fused = best_times(
-        [lambda: default_collate([dataset[i] for i in range(size)]), forward_backward, loop.step, fused.step],
-        repeats)
+    flops = counted_flops(forward_backward)
+    t_data, t_model, t_loop, t_fused, *t_gemm = best_times(
+        [lambda: default_collate([dataset[i] for i in range(size)]), forward_backward, loop.step, fused.step,
+         *gemm_runs()], repeats)
+    peak = gemm_gflops(t_gemm)
     step_loop, step_fused = t_data + t_model + t_loop, t_data + t_model + t_fused
     print(f"batch {size}, {sum(p.numel() for p in params) / 1e6:.1f} M parameters in {len(params)} tensors, "
           f"threads {torch.get_num_threads()}, best of {repeats} alternating rounds")
@@ -90,6 +96,9 @@ def run(data_root: Path, mano_root: Path, model_dir: Path, repeats: int) -> None
     print(f"{'adam fused':<20}{t_fused * 1e3:10.1f} ms  (x{t_loop / t_fused:.1f} the loop; parameters differ "
           f"by at most {diff:.1e} after one step)")
     print(f"step with the loop {step_loop:.2f} s, with fused Adam {step_fused:.2f} s: x{step_loop / step_fused:.2f}")
+    print(f"forward+backward: {flops / 1e9:.0f} GFLOP per step at {flops / t_model / 1e9:.0f} GFLOPS; this machine's "
+          f"float32 matrix products run at {peak:.0f} GFLOPS, so no float32 step of this arithmetic takes less than "
+          f"{flops / peak / 1e9:.2f} s")
 
 
 def main(argv=None) -> None:

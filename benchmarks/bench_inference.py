@@ -36,15 +36,14 @@ import tempfile
 import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from benchmarks.compute_bound import counted_flops, gemm_gflops, gemm_runs
 from data_creation.standin_mano.make_standin_mano import write_standin_mano
 from models.blocks.mano_head import right_hand_mano_layer
 from models.unihope import UniHOPENet
 from utils.runtime import inference_model
 
 TOLERANCE = 1e-5  # rtol and atol of the output comparison
-GEMM_SIDES = (2048, 4096)  # square float32 matrix products timed for the machine's rate; the best counts
 
 
 def _mano_root(explicit, scratch):
@@ -80,10 +79,6 @@ def _ours(model, batch):
         return model(batch)
 
 
-def _gemm(operands, _batch):
-    return torch.mm(*operands)
-
-
 def _best_seconds(variants, repeats):
     """Best time of each ``(run, model, batch)`` over ``repeats`` rounds; the variants alternate inside each round
     so that load changes on a shared machine hit all of them alike."""
@@ -96,18 +91,6 @@ def _best_seconds(variants, repeats):
             run(model, batch)
             best[i] = min(best[i], time.perf_counter() - start)
     return best
-
-
-def _attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
-    return sdpa_flop_count(query_shape, key_shape, value_shape)
-
-
-def _forward_flops(run, model, batch):
-    """FLOPs of one forward: torch's counter, with the CPU attention kernel counted as its two matrix products."""
-    attention = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
-    with FlopCounterMode(display=False, custom_mapping={attention: _attention_flops}) as counter:
-        run(model, batch)
-    return counter.get_total_flops()
 
 
 def _largest_difference(reference, outputs):
@@ -142,9 +125,7 @@ def main():
     model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
     model_fast = inference_model(model, channels_last=True, fuse_batchnorm=True)
     names = ["official", "ours", "ours+cl", "ours+fast"] + ([] if args.no_compile else ["ours+compile"])
-    gen = torch.Generator().manual_seed(0)
-    gemms = [(_gemm, (torch.randn(side, side, generator=gen), torch.randn(side, side, generator=gen)), None)
-             for side in GEMM_SIDES]
+    gemms = [(lambda mm, _: mm(), mm, None) for mm in gemm_runs()]
     print(f"UniHOPE 128 px legacy, CPU threads {torch.get_num_threads()}, best of {args.repeats} interleaved rounds, "
           f"load average {os.getloadavg()[0]:.1f} at the start")
     for batch_size in args.batch_sizes:
@@ -159,11 +140,11 @@ def main():
             _ours(compiled, batch)
             compile_note = f", ours+compile compiled in {time.perf_counter() - start:.0f} s"
             variants.append((_ours, compiled, batch))
-        official_flops = _forward_flops(_official, official_model, batch)
-        ours_flops = _forward_flops(_ours, model, batch)
+        official_flops = counted_flops(lambda: _official(official_model, batch))
+        ours_flops = counted_flops(lambda: _ours(model, batch))
         times = _best_seconds(variants + gemms, args.repeats)
         seconds = times[:len(variants)]
-        gemm_gflops = max(2 * side ** 3 / secs / 1e9 for side, secs in zip(GEMM_SIDES, times[len(variants):]))
+        peak_gflops = gemm_gflops(times[len(variants):])
         flops = [official_flops] + [ours_flops] * (len(variants) - 1)
 
         print(f"\nbatch {batch_size}{compile_note}, load average {os.getloadavg()[0]:.1f} at the end")
@@ -177,8 +158,8 @@ def main():
             print(f"  {name:<13} {batch_size / secs:>9.2f} {seconds[0] / secs:>10.2f} {count / 1e9:>10.1f} "
                   f"{count / secs / 1e9:>7.1f}   {joints_mm:.1e} mm, {diff:.1e} ({key}), within {TOLERANCE:g}: "
                   f"{'yes' if close else 'NO'}")
-        floor = ours_flops / (gemm_gflops * 1e9)
-        print(f"  fp32 bound: best square matrix product {gemm_gflops:.0f} GFLOPS on this machine -> "
+        floor = ours_flops / (peak_gflops * 1e9)
+        print(f"  fp32 bound: best square matrix product {peak_gflops:.0f} GFLOPS on this machine -> "
               f"{ours_flops / 1e9:.1f} GFLOP take at least {floor:.2f} s ({batch_size / floor:.2f} samples/s); "
               f"official {seconds[0]:.2f} s -> best reachable ratio x{seconds[0] / floor:.2f}")
 
