@@ -37,6 +37,7 @@ import time
 
 import torch
 
+from benchmarks.bench_mano import best_times
 from benchmarks.compute_bound import counted_flops, gemm_gflops, gemm_runs
 from data_creation.standin_mano.make_standin_mano import write_standin_mano
 from models.blocks.mano_head import right_hand_mano_layer
@@ -79,20 +80,6 @@ def _ours(model, batch):
         return model(batch)
 
 
-def _best_seconds(variants, repeats):
-    """Best time of each ``(run, model, batch)`` over ``repeats`` rounds; the variants alternate inside each round
-    so that load changes on a shared machine hit all of them alike."""
-    for run, model, batch in variants:
-        run(model, batch)  # warm-up
-    best = [float("inf")] * len(variants)
-    for _ in range(repeats):
-        for i, (run, model, batch) in enumerate(variants):
-            start = time.perf_counter()
-            run(model, batch)
-            best[i] = min(best[i], time.perf_counter() - start)
-    return best
-
-
 def _largest_difference(reference, outputs):
     """(largest |difference|, its key, all within rtol = atol = TOLERANCE) over the floating-point outputs."""
     worst, worst_key, close = 0.0, "-", True
@@ -125,7 +112,6 @@ def main():
     model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
     model_fast = inference_model(model, channels_last=True, fuse_batchnorm=True)
     names = ["official", "ours", "ours+cl", "ours+fast"] + ([] if args.no_compile else ["ours+compile"])
-    gemms = [(lambda mm, _: mm(), mm, None) for mm in gemm_runs()]
     print(f"UniHOPE 128 px legacy, CPU threads {torch.get_num_threads()}, best of {args.repeats} interleaved rounds, "
           f"load average {os.getloadavg()[0]:.1f} at the start")
     for batch_size in args.batch_sizes:
@@ -142,7 +128,8 @@ def main():
             variants.append((_ours, compiled, batch))
         official_flops = counted_flops(lambda: _official(official_model, batch))
         ours_flops = counted_flops(lambda: _ours(model, batch))
-        times = _best_seconds(variants + gemms, args.repeats)
+        # variants and matrix products alternate inside each round: load changes hit all of them alike
+        times = best_times([lambda v=v: v[0](v[1], v[2]) for v in variants] + gemm_runs(), args.repeats)
         seconds = times[:len(variants)]
         peak_gflops = gemm_gflops(times[len(variants):])
         flops = [official_flops] + [ours_flops] * (len(variants) - 1)
