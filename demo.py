@@ -55,7 +55,7 @@ def run(step: str, cmd: list[str], timings: dict) -> None:
 def timing_table(timings: dict, total: float) -> str:
     """The stages this run executed (skipped ones are absent) with their minutes, and the run's wall time."""
     lines = ["", "=== demo stages (wall time of this run)"]
-    lines += [f"{minutes:6.2f} min  {step}" for step, minutes in ((s, t / 60) for s, t in timings.items())]
+    lines += [f"{seconds / 60:6.2f} min  {step}" for step, seconds in timings.items()]
     lines.append(f"{total / 60:6.2f} min  total")
     return "\n".join(lines)
 
